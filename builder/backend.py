@@ -1,0 +1,70 @@
+"""The build-backend interface: turn a .dsc into .debs inside a container.
+
+Implementations live in builder/backends/: `unshare` (sbuild in an unshared
+user namespace) and `docker` (sbuild inside a container of the Docker
+Engine).  Both build from the same mmdebstrap tarball of the profile.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from .errors import ClusterStackError
+
+if TYPE_CHECKING:
+    from .command import Runner
+    from .profile import Profile
+    from .workspace import Workspace
+
+BACKENDS = ("unshare", "docker")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    dsc: Path
+    out_dir: Path
+    arch_all: bool
+    arch_any: bool
+    extra_debs: tuple[Path, ...] = ()
+    add_depends: tuple[str, ...] = ()   # extra packages installed in the build root
+    runner: Runner | None = None
+
+
+@dataclass
+class BuildResult:
+    changes: Path
+    debs: list[Path] = field(default_factory=list)
+
+
+class Backend(Protocol):
+    name: str
+
+    def prepare(self) -> None:
+        """Make the build root ready (create or refresh the chroot tarball)."""
+        ...
+
+    def build(self, request: BuildRequest) -> BuildResult: ...
+
+
+def load(name: str, workspace: Workspace, profile: Profile, runner: Runner) -> Backend:
+    if name not in BACKENDS:
+        raise ClusterStackError(f"unknown build backend '{name}' (known: {', '.join(BACKENDS)})")
+    module = importlib.import_module(f".backends.{name}", __package__)
+    return module.create(workspace, profile, runner)
+
+
+def collect_result(out_dir: Path, dsc: Path) -> BuildResult:
+    """Find what sbuild left for this source in out_dir."""
+    stem = dsc.stem  # source_version
+    changes = sorted(out_dir.glob(f"{stem}_*.changes"))
+    if not changes:
+        raise ClusterStackError(f"build of {dsc.name} produced no .changes in {out_dir}")
+    from debian.deb822 import Changes
+    debs = []
+    for ch in changes:
+        info = Changes(ch.read_text(encoding="utf-8"))
+        debs.extend(out_dir / f["name"] for f in info["Files"] if f["name"].endswith(".deb"))
+    return BuildResult(changes=changes[0], debs=sorted(set(debs)))

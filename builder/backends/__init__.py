@@ -1,0 +1,1 @@
+"""Build backends; see builder/backend.py for the interface."""

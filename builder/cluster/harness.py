@@ -1,0 +1,206 @@
+"""`run_cluster`: build the root, start the cluster, run the scenarios, always tear down."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..command import Runner
+from . import report as report_mod
+from . import scenarios
+from .cluster import Cluster
+from .options import ClusterOptions, ClusterReport
+from .rootfs import RootSpec, ensure_root
+
+log = logging.getLogger("clusterstack.cluster")
+
+
+class Interrupted(BaseException):
+    """SIGTERM/SIGHUP, handled like Ctrl-C: tear down, then stop."""
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise Interrupted(f"signal {signum}")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class _Steps:
+    """Runs named steps in order; after the first failure the rest are skipped."""
+
+    def __init__(self, report: ClusterReport) -> None:
+        self.report = report
+        self.failed = False
+
+    def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
+        if self.failed:
+            self.report.steps[name] = "skipped"
+            return None
+        log.info("cluster step: %s", name)
+        try:
+            value = fn()
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: record, then stop
+                self.failed = True
+                self.report.steps[name] = f"interrupted ({type(exc).__name__})"
+                self.report.error = f"{name}: interrupted"
+                raise
+            self.failed = True
+            self.report.steps[name] = f"failed: {exc}"
+            self.report.error = f"{name}: {exc}"
+            log.error("cluster step %s failed: %s", name, exc)
+            return None
+        self.report.steps[name] = "ok"
+        return value
+
+
+def run_cluster(options: ClusterOptions) -> ClusterReport:
+    """Run the cluster verification of `options`; the report says whether it passed.
+
+    Nothing is left behind: no process, namespace or mount, also after a
+    failure, Ctrl-C or SIGTERM (which are re-raised once torn down).
+    """
+    out = options.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    runner = Runner(log_path=out / "commands.log")
+    workload = "dummy" if options.scenario == "short" else "mariadb"
+    report = ClusterReport(nodes=options.nodes, output_dir=str(out), workload=workload)
+    step = _Steps(report)
+    cluster: Cluster | None = None
+    run_dir: Path | None = None
+    with _signals_interrupt():
+        try:
+            spec = RootSpec(options.suite, options.mirror, tuple(options.extra_sources),
+                            tuple(options.extra_keys))
+            root = step("root", lambda: ensure_root(spec, options.cache_dir, runner))
+            if root is None:
+                return report
+            report.root_build_s = round(root.seconds, 1)
+            run_dir = _new_run_dir(options.cache_dir / "runs")
+            cluster = Cluster(root.path, run_dir, options.nodes, runner, options.token_ms)
+            _run_scenarios(cluster, options, workload, report, step)
+            report.ok = not step.failed
+        finally:
+            _finish(cluster, run_dir, report, out)
+    return report
+
+
+def _new_run_dir(runs: Path) -> Path:
+    """A scratch directory for this run's overlays, after removing those of dead runs.
+
+    A harness killed by SIGKILL takes its nodes with it (see process.py) but
+    cannot delete its upper layers; the next run does.
+    """
+    runs.mkdir(parents=True, exist_ok=True)
+    for old in runs.glob("cluster-*"):
+        try:
+            owner = int((old / "owner.pid").read_text())
+            os.kill(owner, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            if time.time() - old.stat().st_mtime < 3600:
+                continue  # being created right now, or unknown: leave it a while
+        log.info("removing the scratch directory of a dead run: %s", old)
+        shutil.rmtree(old, ignore_errors=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="cluster-", dir=runs))
+    (run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
+    return run_dir
+
+
+def _run_scenarios(cluster: Cluster, options: ClusterOptions, workload: str,
+                   report: ClusterReport, step: _Steps) -> None:
+    timeout = options.step_timeout
+    report.stack_shell = step("stack shell", lambda: scenarios.stack_shell(cluster)) or ""
+    step("prepare", cluster.prepare)
+    step("boot", cluster.boot)
+    started = step("start daemons", cluster.start_daemons)
+    formed = step("formation", lambda: scenarios.formation(cluster, started, timeout))
+    if formed is not None:
+        report.formation_s = round(formed, 2)
+        report.nodes_up = len(cluster.live_nodes())
+    step("service", lambda: scenarios.start_service(cluster, report.stack_shell, workload,
+                                                     timeout))
+    kill = step("kill fail-over", lambda: scenarios.kill_failover(cluster, workload, timeout))
+    if kill is not None:
+        report.kill_failover_s = round(kill.seconds, 2)
+        report.failovers["kill"] = {"from": kill.source, "to": kill.target}
+    if options.scenario == "full":
+        standby = step("standby fail-over", lambda: scenarios.standby_failover(
+            cluster, report.stack_shell, workload, timeout))
+        if standby is not None:
+            report.standby_failover_s = round(standby.seconds, 2)
+            report.failovers["standby"] = {"from": standby.source, "to": standby.target}
+        vrrp = step("vrrp fail-over", lambda: scenarios.vrrp_failover(cluster, timeout))
+        if vrrp is not None:
+            report.vrrp_failover_s = round(vrrp.seconds, 2)
+            report.failovers["vrrp"] = {"from": vrrp.source, "to": vrrp.target}
+
+
+@contextmanager
+def _uninterruptible() -> Iterator[None]:
+    """A second Ctrl-C must not cut the teardown short and leave nodes running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN)
+           for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _finish(cluster: Cluster | None, run_dir: Path | None, report: ClusterReport,
+            out: Path) -> None:
+    with _uninterruptible():
+        _teardown(cluster, run_dir, report, out)
+
+
+def _teardown(cluster: Cluster | None, run_dir: Path | None, report: ClusterReport,
+              out: Path) -> None:
+    """Collect logs, tear everything down and write the report, whatever happened before."""
+    if cluster is not None:
+        live = cluster.live_nodes()
+        if live:
+            (out / "fencing-history.txt").write_text(scenarios.fencing_history(live[0]))
+        cluster.memory.sample()
+        leftovers = cluster.teardown()
+        cluster.collect_logs(out / "logs")
+        report.fencing_events = list(cluster.controller.events)
+        report.peak_memory_mib = round(cluster.memory.peak_kib / 1024, 1)
+        if leftovers:
+            report.ok = False
+            report.steps["teardown"] = "failed: " + "; ".join(leftovers)
+            report.error = report.error or "teardown left things behind"
+        else:
+            report.steps["teardown"] = "ok"
+    if run_dir is not None:
+        for _ in range(3):  # an overlay work dir may still be busy for a moment
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if not run_dir.exists():
+                break
+            time.sleep(0.5)
+    report_mod.write(report, out)

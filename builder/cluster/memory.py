@@ -1,0 +1,71 @@
+"""Peak memory of the harness and of every process of its nodes, sampled in the background."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+
+def pss_kib(pid: int | str) -> int:
+    """Proportional set size: shared pages (the common root's libraries) are counted once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def pids_in_namespaces(kind: str, inodes: set[str], root_prefix: str) -> list[int]:
+    """Every process whose `kind` namespace (e.g. "pid", "net") is one of `inodes`.
+
+    The kernel reuses the inode numbers of freed namespaces, so a colleague's
+    build could own one of them minutes later: only processes whose root
+    directory lies under `root_prefix` (the nodes are chrooted there) count.
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if (os.readlink(f"/proc/{entry}/ns/{kind}") in inodes
+                    and os.readlink(f"/proc/{entry}/root").startswith(root_prefix)):
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+class MemorySampler:
+    """Samples the total PSS of the harness plus the processes of the given PID namespaces."""
+
+    def __init__(self, namespaces: Callable[[], set[str]], root_prefix: str,
+                 interval: float = 1.0) -> None:
+        self.namespaces = namespaces
+        self.root_prefix = root_prefix
+        self.interval = interval
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
+
+    def sample(self) -> int:
+        total = pss_kib(os.getpid())
+        for pid in pids_in_namespaces("pid", self.namespaces(), self.root_prefix):
+            total += pss_kib(pid)
+        self.peak_kib = max(self.peak_kib, total)
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)

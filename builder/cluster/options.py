@@ -1,0 +1,69 @@
+"""What a cluster run is asked to do, and what it found."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CACHE = Path("/var/cache/clusterstack-tests")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+@dataclass
+class ClusterOptions:
+    suite: str = "trixie"
+    mirror: str = DEFAULT_MIRROR
+    # Full one-line apt sources for *our* archive, e.g.
+    # "deb [signed-by=/etc/apt/keyrings/clusterstack.gpg] http://127.0.0.1:8080/ trixie main".
+    extra_sources: list[str] = field(default_factory=list)
+    # Key files named by the signed-by= of extra_sources; copied to that path inside the root.
+    extra_keys: list[Path] = field(default_factory=list)
+    nodes: int = 3
+    scenario: str = "full"  # "short": formation + one kill fail-over; "full": all of issue 7
+    output_dir: Path = Path("out/cluster")
+    cache_dir: Path = DEFAULT_CACHE
+    # Corosync token in ms: the default (3000) makes a kill fail-over ~8 s; 1000 halves it.
+    token_ms: int = 1000
+    step_timeout: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.scenario not in ("short", "full"):
+            raise ValueError(f"scenario must be 'short' or 'full', not {self.scenario!r}")
+        if not 2 <= self.nodes <= 16:
+            raise ValueError("nodes must be between 2 and 16")
+        self.output_dir = Path(self.output_dir)
+        self.cache_dir = Path(self.cache_dir)
+        self.extra_keys = [Path(k) for k in self.extra_keys]
+
+
+@dataclass
+class FenceEvent:
+    node: str
+    action: str
+    requested_by: str
+    at: float  # seconds since the harness started
+    result: str
+
+
+@dataclass
+class ClusterReport:
+    ok: bool = False
+    nodes: int = 0
+    nodes_up: int = 0
+    stack_shell: str = ""
+    root_build_s: float | None = None
+    formation_s: float | None = None
+    kill_failover_s: float | None = None
+    standby_failover_s: float | None = None
+    vrrp_failover_s: float | None = None
+    peak_memory_mib: float | None = None
+    fencing_events: list[FenceEvent] = field(default_factory=list)
+    failovers: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> from, to
+    workload: str = ""
+    steps: dict[str, str] = field(default_factory=dict)  # step -> "ok" | "failed: why" | "skipped"
+    error: str | None = None
+    output_dir: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

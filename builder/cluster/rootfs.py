@@ -1,0 +1,147 @@
+"""The one root file system every node of the cluster is an overlay of.
+
+mmdebstrap builds it in unshare mode to a tarball (a directory would be owned
+by subordinate ids); the tarball is unpacked once as root with numeric owners
+and kept, read-only by convention, as the overlay lower layer. Both are cached
+under a key made of everything that changes their content.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..command import Runner
+
+log = logging.getLogger("clusterstack.cluster")
+
+# Bumped when the way a root is made changes, so old caches are not reused.
+ROOT_FORMAT = 1
+
+# Stock Debian packages that stand in for ubuntu-cluster until our archive has it.
+STOCK_STACK = ["pacemaker", "corosync", "crmsh", "resource-agents", "fence-agents"]
+OUR_STACK = ["ubuntu-cluster"]
+# Wanted in both cases: the workload, VRRP, and what the harness itself calls in a node.
+WORKLOAD = ["mariadb-server", "mariadb-client", "keepalived"]
+NODE_TOOLS = ["iproute2", "iputils-ping", "procps", "python3", "psmisc"]
+
+SIGNED_BY = re.compile(r"signed-by=([^\s\]]+)")
+
+
+@dataclass(frozen=True)
+class RootSpec:
+    suite: str
+    mirror: str
+    extra_sources: Sequence[str] = ()
+    extra_keys: Sequence[Path] = ()
+    extra_packages: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def packages(self) -> list[str]:
+        stack = OUR_STACK if self.extra_sources else STOCK_STACK
+        return sorted({*stack, *WORKLOAD, *NODE_TOOLS, *self.extra_packages})
+
+    def key(self) -> str:
+        """A digest of every input that changes the root's content."""
+        h = hashlib.sha256()
+        h.update(json.dumps({
+            "format": ROOT_FORMAT, "suite": self.suite, "mirror": self.mirror,
+            "sources": list(self.extra_sources), "packages": self.packages,
+        }, sort_keys=True).encode())
+        for key in self.extra_keys:
+            h.update(Path(key).read_bytes())
+        return h.hexdigest()[:16]
+
+
+def keys_by_root_path(spec: RootSpec) -> dict[str, Path]:
+    """Map each signed-by path named in the extra sources to the host key file for it.
+
+    A key is matched by file name; a lone key serves a lone signed-by path.
+    """
+    wanted = [m for line in spec.extra_sources for m in SIGNED_BY.findall(line)]
+    keys = [Path(k) for k in spec.extra_keys]
+    by_name = {k.name: k for k in keys}
+    out: dict[str, Path] = {}
+    for root_path in wanted:
+        name = Path(root_path).name
+        if name in by_name:
+            out[root_path] = by_name[name]
+        elif len(keys) == 1 and len(set(wanted)) == 1:
+            out[root_path] = keys[0]
+        else:
+            raise ValueError(f"no key file given for signed-by={root_path}")
+    return out
+
+
+def mmdebstrap_argv(spec: RootSpec, tarball: Path) -> list[str]:
+    """The mmdebstrap command line that writes the root of `spec` to `tarball`."""
+    keys = keys_by_root_path(spec)
+    argv = [
+        "mmdebstrap", "--mode=unshare", "--variant=apt", "--format=tar",
+        "--aptopt=APT::Install-Recommends \"false\"",
+        # The nodes never read documentation; leaving it out saves a third of the root.
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--include=" + ",".join(spec.packages),
+    ]
+    for root_path, host_key in keys.items():
+        # apt runs outside the chroot while mmdebstrap builds, so signed-by must name
+        # the host file then; the root gets the key at the path its sources.list names.
+        argv += [
+            f"--setup-hook=mkdir -p \"$1{Path(root_path).parent}\"",
+            f"--setup-hook=copy-in {host_key.resolve()} {Path(root_path).parent}/",
+            f"--customize-hook=sed -i 's#signed-by={host_key.resolve()}#signed-by={root_path}#' "
+            "\"$1/etc/apt/sources.list\"",
+        ]
+    argv += [spec.suite, str(tarball), spec.mirror]
+    for line in spec.extra_sources:
+        for root_path, host_key in keys.items():
+            line = line.replace(f"signed-by={root_path}", f"signed-by={host_key.resolve()}")
+        argv.append(line)
+    return argv
+
+
+@dataclass
+class Root:
+    path: Path
+    key: str
+    built: bool  # False: taken from the cache
+    seconds: float
+
+
+def ensure_root(spec: RootSpec, cache_dir: Path, runner: Runner) -> Root:
+    """Return the unpacked root for `spec`, building and unpacking it when not cached."""
+    roots = cache_dir / "roots"
+    roots.mkdir(parents=True, exist_ok=True)
+    key = spec.key()
+    tarball = roots / f"{spec.suite}-{key}.tar"
+    tree = roots / f"{spec.suite}-{key}"
+    done = tree / ".clusterstack-complete"
+    start = time.monotonic()
+    with open(roots / f"{key}.lock", "w") as lock:
+        # Two runs sharing a cache wait for each other instead of unpacking twice.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return Root(tree, key, False, time.monotonic() - start)
+        built = False
+        if not tarball.exists():
+            partial = tarball.with_suffix(".partial.tar")
+            partial.unlink(missing_ok=True)
+            runner.run(mmdebstrap_argv(spec, partial), timeout=1800)
+            partial.rename(tarball)
+            built = True
+        if tree.exists():
+            shutil.rmtree(tree)
+        tree.mkdir()
+        runner.run(["tar", "--numeric-owner", "-xpf", tarball, "-C", tree], timeout=600)
+        done.write_text(json.dumps({"key": key, "packages": spec.packages}) + "\n")
+        return Root(tree, key, built, time.monotonic() - start)

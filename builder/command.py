@@ -1,0 +1,144 @@
+"""The one place where clusterstack runs other programs.
+
+Every command line is logged; its output is teed into the log file of the
+package being worked on; a failure raises CommandError carrying the command,
+its exit status and the tail of what it wrote to stderr.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import shlex
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO
+
+from .errors import ClusterStackError
+
+log = logging.getLogger("clusterstack.command")
+
+TAIL_LINES = 25
+
+
+class CommandError(ClusterStackError):
+    def __init__(self, argv: Sequence[str], returncode: int, stderr_tail: str,
+                 log_path: Path | None = None) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        self.log_path = log_path
+        text = f"command failed with exit status {returncode}: {shlex.join(self.argv)}"
+        if stderr_tail.strip():
+            text += "\n" + "\n".join("  " + line for line in stderr_tail.rstrip().splitlines())
+        if log_path:
+            text += f"\n  (full log: {log_path})"
+        super().__init__(text)
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr_tail: str
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Runs commands; `log_path` is the per-package log that output is teed to."""
+
+    log_path: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def for_log(self, log_path: Path) -> Runner:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        return replace(self, log_path=log_path)
+
+    def run(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        input: str | bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+        stdout_to: Path | None = None,
+    ) -> Result:
+        """Run argv; return its stdout (text) unless `stdout_to` names a file for it."""
+        args = [os.fspath(a) for a in argv]
+        cmdline = shlex.join(args)
+        log.info("$ %s%s", cmdline, f"  (in {cwd})" if cwd else "")
+        full_env = {**os.environ, **self.env, **(env or {})}
+        logfile: IO[str] | None = None
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            logfile = open(self.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+            logfile.write(f"$ {cmdline}\n")
+            logfile.flush()
+        out_file = open(stdout_to, "wb") if stdout_to else None  # noqa: SIM115
+        try:
+            proc = subprocess.Popen(
+                args, cwd=cwd, env=full_env,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=out_file or subprocess.PIPE, stderr=subprocess.PIPE,
+            )
+        except FileNotFoundError as exc:
+            if logfile:
+                logfile.close()
+            if out_file:
+                out_file.close()
+            raise CommandError(args, 127, f"{args[0]}: not found", self.log_path) from exc
+        lock = threading.Lock()
+        stdout_chunks: list[str] = []
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+
+        def pump(stream: IO[bytes], sink: list[str] | collections.deque[str]) -> None:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", errors="replace")
+                sink.append(line)
+                if logfile:
+                    with lock:
+                        logfile.write(line)
+            stream.close()
+
+        threads = [threading.Thread(target=pump, args=(proc.stderr, tail), daemon=True)]
+        if proc.stdout is not None:
+            threads.append(threading.Thread(target=pump, args=(proc.stdout, stdout_chunks),
+                                            daemon=True))
+        for t in threads:
+            t.start()
+        try:
+            if input is not None and proc.stdin:
+                data = input.encode() if isinstance(input, str) else input
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.write(data)
+                proc.stdin.close()
+            returncode = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            returncode = -9
+            tail.append(f"(killed after {timeout} s)\n")
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            for t in threads:
+                t.join()
+            if logfile:
+                logfile.write(f"# exit status {proc.returncode}\n")
+                logfile.close()
+            if out_file:
+                out_file.close()
+        result = Result(args, returncode, "".join(stdout_chunks), "".join(tail))
+        if check and returncode != 0:
+            raise CommandError(args, returncode, result.stderr_tail, self.log_path)
+        return result

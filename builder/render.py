@@ -1,0 +1,110 @@
+"""Render a component's debian/ templates into a real source tree.
+
+Templates are data: `packaging/<component>/debian/**`; a file ending in .j2
+is rendered with jinja2, any other file is copied as it is.  debian/changelog
+is written here with python-debian, so versions follow the profile.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from debian.changelog import Changelog
+from debian.deb822 import Deb822, PkgRelation
+
+from .errors import InputError
+
+MAINTAINER = "ClusterStack Builders <builders@clusterstack.invalid>"
+
+
+@dataclass(frozen=True)
+class ControlInfo:
+    source: str
+    binaries: tuple[str, ...]
+    build_depends: tuple[str, ...]     # package names, alternatives flattened
+    architectures: tuple[str, ...]
+
+
+def _template_line(exc: BaseException, template: Path) -> int | None:
+    if getattr(exc, "lineno", None):
+        return exc.lineno
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(template):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def render_file(template: Path, context: dict[str, Any]) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template.parent)),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        autoescape=False,
+    )
+    try:
+        return env.get_template(template.name).render(context)
+    except jinja2.TemplateError as exc:
+        raise InputError(template, f"template error: {exc.message or exc}",
+                         line=_template_line(exc, template)) from exc
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        raise InputError(template, f"template error: {exc}",
+                         line=_template_line(exc, template)) from exc
+
+
+def render_tree(template_dir: Path, dest: Path, context: dict[str, Any]) -> None:
+    """Copy template_dir to dest, rendering *.j2 files (the suffix is dropped)."""
+    for path in sorted(template_dir.rglob("*")):
+        rel = path.relative_to(template_dir)
+        if path.is_dir() or "__pycache__" in rel.parts:
+            continue
+        if path.suffix == ".j2":
+            target = dest / rel.with_suffix("")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render_file(path, context), encoding="utf-8")
+        else:
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        target.chmod(path.stat().st_mode & 0o777)
+
+
+def write_changelog(debian_dir: Path, source: str, version: str, distribution: str,
+                    changes: list[str], when: float, maintainer: str = MAINTAINER) -> None:
+    log = Changelog()
+    log.new_block(
+        package=source, version=version, distributions=distribution, urgency="medium",
+        author=maintainer, date=email.utils.formatdate(when, usegmt=False),
+        changes=["", *[f"  * {c}" for c in changes], ""],
+    )
+    (debian_dir / "changelog").write_text(str(log), encoding="utf-8")
+
+
+def read_control(debian_dir: Path) -> ControlInfo:
+    path = debian_dir / "control"
+    try:
+        paras = list(Deb822.iter_paragraphs(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror}") from exc
+    if not paras or "Source" not in paras[0]:
+        raise InputError(path, "first paragraph has no Source field", line=1)
+    binaries = [p for p in paras[1:] if "Package" in p]
+    if not binaries:
+        raise InputError(path, "no binary package paragraph (Package: ...)")
+    deps: list[str] = []
+    for fieldname in ("Build-Depends", "Build-Depends-Indep", "Build-Depends-Arch"):
+        if value := paras[0].get(fieldname, "").strip():
+            for rel in PkgRelation.parse_relations(value):
+                deps.extend(alt["name"] for alt in rel)
+    return ControlInfo(
+        source=paras[0]["Source"],
+        binaries=tuple(p["Package"] for p in binaries),
+        build_depends=tuple(deps),
+        architectures=tuple(sorted({a for p in binaries for a in p["Architecture"].split()})),
+    )

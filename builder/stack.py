@@ -1,0 +1,34 @@
+"""The stack definition for one profile: its recipes, loaded and checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import profile as profiles
+from . import recipe as recipes
+from .errors import ClusterStackError
+from .profile import Profile
+from .recipe import Recipe
+from .workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Stack:
+    workspace: Workspace
+    profile: Profile
+    recipes: tuple[Recipe, ...]
+
+    @classmethod
+    def load(cls, workspace: Workspace, profile_name: str,
+             only: list[str] | None = None) -> Stack:
+        profile = profiles.load(workspace.stack_dir, profile_name)
+        everything = [r for r in recipes.load_all(workspace.packaging_dir)
+                      if r.applies_to(profile.name)]
+        if only:
+            known = {r.name for r in everything}
+            unknown = [c for c in only if c not in known]
+            if unknown:
+                raise ClusterStackError(f"unknown component(s) for profile {profile.name}: "
+                                        f"{', '.join(unknown)}")
+            everything = [r for r in everything if r.name in only]
+        return cls(workspace, profile, tuple(everything))

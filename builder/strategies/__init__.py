@@ -1,0 +1,23 @@
+"""Source strategies, one module each; looked up by the recipe's `strategy`."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from ..recipe import Recipe
+from ..strategy import Strategy
+from .import_debs import ImportStrategy
+from .native import NativeStrategy
+
+_STRATEGIES: dict[str, type] = {
+    "import": ImportStrategy,
+    "native": NativeStrategy,
+}
+
+
+def for_recipe(recipe: Recipe) -> Strategy:
+    try:
+        return _STRATEGIES[recipe.strategy]()
+    except KeyError:
+        raise InputError(recipe.path, f"strategy '{recipe.strategy}' is not implemented yet "
+                         f"(implemented: {', '.join(sorted(_STRATEGIES))})",
+                         key="strategy") from None

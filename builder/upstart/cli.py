@@ -1,0 +1,74 @@
+"""`clusterstack upstart ...`: lint job files, render the project's jobs.
+
+The main CLI mounts this with `configure_parser(sub.add_parser("upstart"))` and
+dispatches to `run(args)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..command import Runner
+from .debfiles import read_deb
+from .lint import ERROR, WARNING, Finding, lint_file
+from .render import UPSTART_DIR, render_all, write
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="upstart_command", required=True)
+    lint = sub.add_parser("lint", help="check Upstart job files against init(5)")
+    lint.add_argument("--deb", action="append", default=[], type=Path, metavar="DEB",
+                      help="check each job's exec path against this .deb's file list "
+                           "(repeatable; paths may come from any of them)")
+    lint.add_argument("--werror", action="store_true", help="treat warnings as errors")
+    lint.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    render = sub.add_parser("render", help="render the project's jobs for a profile and lint them")
+    render.add_argument("--profile", required=True, help="profile name, e.g. trixie, trusty")
+    render.add_argument("--init", required=True, choices=["systemd", "upstart", "sysvinit"])
+    render.add_argument("--runlevel-stop", default="[016]")
+    render.add_argument("--deb", action="append", default=[], type=Path, metavar="DEB")
+    render.add_argument("--upstart-dir", type=Path, default=UPSTART_DIR)
+    render.add_argument("--werror", action="store_true")
+    render.add_argument("dest", type=Path, help="root to write etc/init and etc/default under")
+
+
+def _report(findings: list[Finding], werror: bool) -> int:
+    for f in findings:
+        print(f, file=sys.stderr)
+    bad = [f for f in findings if f.severity == ERROR or (werror and f.severity == WARNING)]
+    return 1 if bad else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    runner = Runner()
+    debs = [read_deb(d, runner) for d in args.deb]
+    if args.upstart_command == "lint":
+        findings: list[Finding] = []
+        for path in args.files:
+            findings += lint_file(path, debs=debs, runner=runner)
+        return _report(findings, args.werror)
+    profile = {"name": args.profile, "init": args.init, "runlevel_stop": args.runlevel_stop}
+    rendered = render_all(profile, args.upstart_dir, debs={d.package: d for d in debs},
+                          runner=runner)
+    findings = [f for r in rendered for f in r.findings]
+    status = _report(findings, args.werror)
+    if status:
+        # A job that does not lint clean is not written: nothing ships it.
+        print(f"upstart: not writing jobs for {args.profile}: lint failed", file=sys.stderr)
+        return status
+    for path in write(rendered, args.dest):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (python -m builder.upstart.cli) until the main CLI mounts us."""
+    parser = argparse.ArgumentParser(prog="clusterstack upstart")
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The base archive, read through its signed chain.
+
+InRelease is checked with gpgv against the profile's keyring; the Packages
+index is taken by the checksum the signed Release gives; each .deb by the
+checksum the verified Packages index gives.  Nothing unverified reaches the
+pool.
+"""
+
+from __future__ import annotations
+
+import calendar
+import email.utils
+import hashlib
+import json
+import lzma
+import re
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+from debian.deb822 import Release
+from debian.debian_support import Version
+
+from .command import CommandError, Runner
+from .errors import VerificationError
+from .fetch import Fetcher
+from .profile import Archive, Profile
+
+
+@dataclass(frozen=True)
+class BinaryPackage:
+    package: str
+    version: str
+    architecture: str
+    source: str
+    source_version: str
+    filename: str
+    sha256: str
+    size: int
+    base_uri: str
+    suite: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_uri}/{self.filename}"
+
+    @property
+    def deb_name(self) -> str:
+        return self.filename.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class VerifiedRelease:
+    archive: Archive
+    suite: str
+    inrelease_sha256: str
+    by_hash: bool
+    sha256: dict[str, tuple[str, int]]   # index path -> (sha256, size)
+
+    @property
+    def label(self) -> str:
+        return f"{self.archive.uri} {self.suite}"
+
+
+def check_gpgv_status(status: str, what: str) -> None:
+    """Judge gpgv's machine-readable status the way apt does."""
+    tokens = [line.split()[1:2] for line in status.splitlines() if line.startswith("[GNUPG:]")]
+    seen = {t[0] for t in tokens if t}
+    for bad in ("BADSIG", "EXPKEYSIG", "REVKEYSIG", "EXPSIG"):
+        if bad in seen:
+            raise VerificationError(f"{what}: signature check failed ({bad})")
+    if "VALIDSIG" not in seen:
+        if "NO_PUBKEY" in seen or "ERRSIG" in seen:
+            raise VerificationError(f"{what}: signed by a key that is not in the keyring")
+        raise VerificationError(f"{what}: not signed (no valid OpenPGP signature)")
+
+
+def _parse_packages(text: str, base_uri: str, suite: str) -> list[BinaryPackage]:
+    out = []
+    field = re.compile(r"^(Package|Version|Architecture|Source|Filename|SHA256|Size): (.*)$",
+                       re.M)
+    for para in text.split("\n\n"):
+        f = dict(field.findall(para))
+        if "Package" not in f or "Filename" not in f or "SHA256" not in f:
+            continue
+        source, _, src_ver = f.get("Source", f["Package"]).partition(" ")
+        out.append(BinaryPackage(
+            package=f["Package"], version=f["Version"], architecture=f["Architecture"],
+            source=source, source_version=src_ver.strip("()") or f["Version"],
+            filename=f["Filename"], sha256=f["SHA256"], size=int(f.get("Size", 0)),
+            base_uri=base_uri, suite=suite,
+        ))
+    return out
+
+
+class UpstreamArchive:
+    """The profile's base archive: every configured suite, verified."""
+
+    def __init__(self, profile: Profile, fetcher: Fetcher, runner: Runner, state_dir: Path):
+        self.profile = profile
+        self.fetcher = fetcher
+        self.runner = runner
+        self.state_dir = state_dir
+
+    def _verify_inrelease(self, archive: Archive, suite: str) -> VerifiedRelease:
+        url = f"{archive.uri}/dists/{suite}/InRelease"
+        raw = self.fetcher.fetch_fresh(
+            url, self.state_dir / "upstream" / _slug(archive.uri) / suite / "InRelease")
+        what = f"{url} (keyring {archive.keyring})"
+        if not archive.keyring.is_file():
+            raise VerificationError(f"{what}: keyring file does not exist")
+        signed = raw.with_suffix(".verified")
+        signed.unlink(missing_ok=True)
+        try:
+            result = self.runner.run(
+                ["gpgv", "--status-fd", "1", "--keyring", archive.keyring,
+                 "--output", signed, raw], check=False)
+        except CommandError as exc:  # gpgv missing altogether
+            raise VerificationError(f"{what}: {exc}") from exc
+        check_gpgv_status(result.stdout, what)
+        if result.returncode not in (0, 2):
+            # 2 = some signature by a key we do not hold; one VALIDSIG suffices.
+            raise VerificationError(f"{what}: gpgv exit status {result.returncode}")
+        release = Release(signed.read_text(encoding="utf-8"))
+        if valid_until := release.get("Valid-Until"):
+            parsed = email.utils.parsedate_tz(valid_until)
+            if parsed and calendar.timegm(parsed[:9]) - (parsed[9] or 0) < time.time():
+                raise VerificationError(f"{what}: Release expired on {valid_until}")
+        sums = {e["name"]: (e["sha256"], int(e["size"])) for e in release.get("SHA256", [])}
+        return VerifiedRelease(
+            archive=archive, suite=suite,
+            inrelease_sha256=hashlib.sha256(raw.read_bytes()).hexdigest(),
+            by_hash=release.get("Acquire-By-Hash", "no").lower() == "yes", sha256=sums)
+
+    @cached_property
+    def releases(self) -> list[VerifiedRelease]:
+        return [self._verify_inrelease(a, s) for a in self.profile.archives for s in a.suites]
+
+    def fingerprint(self) -> str:
+        """Changes exactly when any suite's signed Release changes."""
+        joined = "\n".join(f"{r.label} {r.inrelease_sha256}" for r in self.releases)
+        return hashlib.sha256(joined.encode()).hexdigest()
+
+    def _packages_of(self, rel: VerifiedRelease, component: str, arch: str
+                     ) -> list[BinaryPackage]:
+        base = f"{component}/binary-{arch}/Packages"
+        decoders = {".xz": lzma.decompress, "": bytes}
+        suffix = next((s for s in decoders if base + s in rel.sha256), None)
+        if suffix is None:
+            raise VerificationError(f"{rel.label}: Release lists no {base} index")
+        name, decode = base + suffix, decoders[suffix]
+        sha, size = rel.sha256[name]
+        memo = self.fetcher.cache_dir / "indices" / f"{sha}.json"
+        if memo.is_file():
+            return [BinaryPackage(**d) for d in json.loads(memo.read_text())]
+        directory = f"{rel.archive.uri}/dists/{rel.suite}"
+        url = (f"{directory}/{component}/binary-{arch}/by-hash/SHA256/{sha}" if rel.by_hash
+               else f"{directory}/{name}")
+        data = decode(self.fetcher.fetch_verified(url, sha, size).read_bytes())
+        pkgs = _parse_packages(data.decode("utf-8", "replace"), rel.archive.uri, rel.suite)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(".tmp")
+        tmp.write_text(json.dumps([asdict(p) for p in pkgs]))
+        tmp.replace(memo)
+        return pkgs
+
+    @cached_property
+    def by_source(self) -> dict[str, list[BinaryPackage]]:
+        table: dict[str, list[BinaryPackage]] = defaultdict(list)
+        for rel in self.releases:
+            for component in rel.archive.components:
+                for arch in self.profile.architectures:
+                    for pkg in self._packages_of(rel, component, arch):
+                        table[pkg.source].append(pkg)
+        return table
+
+    def binaries_of_source(self, source: str) -> list[BinaryPackage]:
+        """The newest version of each binary built from `source`."""
+        candidates = self.by_source.get(source, [])
+        if not candidates:
+            return []
+        newest_src = max(Version(p.source_version) for p in candidates)
+        best: dict[tuple[str, str], BinaryPackage] = {}
+        for p in candidates:
+            if Version(p.source_version) != newest_src:
+                continue
+            key = (p.package, p.architecture)
+            if key not in best or Version(p.version) > Version(best[key].version):
+                best[key] = p
+        return sorted(best.values(), key=lambda p: (p.package, p.architecture))
+
+    def suites_label(self) -> str:
+        return ", ".join(r.label for r in self.releases)
+
+
+def _slug(uri: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", uri.split("://", 1)[-1]).strip("_")

@@ -1,0 +1,146 @@
+"""`clusterstack verify`: install from the published repository into a fresh root.
+
+Proves what a new user does: add our repository with signed-by, apt-get
+update (signature verified), apt-get install ubuntu-cluster, and pick
+"Cluster node" in tasksel.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import rootfs, seeds
+from .command import CommandError, Runner
+from .errors import ClusterStackError
+from .progress import Progress
+from .publish import KEY_BASENAME
+from .serve import serve
+from .stack import Stack
+
+NODE_SEED = "cluster-node"
+TASKS_PACKAGE = "cluster-tasks"
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+class VerifyFailed(ClusterStackError):
+    pass
+
+
+def _installed_version(root: rootfs.Root, package: str) -> str | None:
+    res = root.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Version}", package],
+                   check=False)
+    status, _, version = res.stdout.partition(" ")
+    return version.strip() if res.returncode == 0 and status.strip() == "ii" else None
+
+
+def format_table(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = [f"{'check':<{width}}  result  time    detail"]
+    for c in checks:
+        lines.append(f"{c.name:<{width}}  {'PASS' if c.ok else 'FAIL':<6}  "
+                     f"{c.seconds:5.1f}s  {c.detail}")
+    passed = sum(c.ok for c in checks)
+    lines.append(f"{passed} passed, {len(checks) - passed} failed")
+    return "\n".join(lines)
+
+
+def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
+           apt_cache: Path | None = None) -> list[Check]:
+    ws, prof = stack.workspace, stack.profile
+    repo = ws.published_repo(prof.name)
+    if not (repo / "dists" / prof.suite / "InRelease").is_file():
+        raise ClusterStackError(f"no published repository at {repo} "
+                                f"(run `clusterstack publish --profile {prof.name}` first)")
+    seed = seeds.load(ws.seeds_dir / f"{NODE_SEED}.seed")
+    checks: list[Check] = []
+
+    def step(name: str, fn: Callable[[], str]) -> bool:
+        progress.say("verify", "check", name)
+        started = time.monotonic()
+        try:
+            detail, ok = fn(), True
+        except (ClusterStackError, AssertionError) as exc:
+            detail, ok = str(exc).strip().splitlines()[-1][:200], False
+        checks.append(Check(name, ok, detail, time.monotonic() - started))
+        return ok
+
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    root = rootfs.Root(work / "root", runner)
+
+    def fresh_root() -> str:
+        tarball = rootfs.create_tarball(prof, work / "root.tar", runner, include=["tasksel"])
+        rootfs.unpack(tarball, root.path, runner)
+        tarball.unlink()
+        root.forbid_service_starts()
+        if apt_cache:
+            apt_cache.mkdir(parents=True, exist_ok=True)
+            root.binds.append((apt_cache, "/var/cache/apt/archives"))
+            # The shared cache belongs to the host; let apt write it as root.
+            root.write("/etc/apt/apt.conf.d/99clusterstack-cache",
+                       'APT::Sandbox::User "root";\nAPT::Keep-Downloaded-Packages "true";\n')
+        return f"mmdebstrap {prof.suite} ({prof.arch})"
+
+    with serve(repo) as url:
+        def add_repo() -> str:
+            root.write(f"/etc/apt/keyrings/{KEY_BASENAME}.gpg",
+                       (repo / f"{KEY_BASENAME}.gpg").read_bytes())
+            root.write("/etc/apt/sources.list.d/clusterstack.sources",
+                       f"Types: deb\nURIs: {url}/\nSuites: {prof.suite}\n"
+                       f"Components: {' '.join(prof.components)}\n"
+                       f"Signed-By: /etc/apt/keyrings/{KEY_BASENAME}.gpg\n")
+            res = root.run(["apt-get", "update"])
+            warnings = [ln for ln in (res.stdout + res.stderr_tail).splitlines()
+                        if ln.startswith(("W:", "E:")) and "127.0.0.1" in ln]
+            assert not warnings, warnings[0]
+            lists = root.path / "var/lib/apt/lists"
+            assert any(lists.glob("127.0.0.1*_InRelease")), "apt kept no verified InRelease"
+            policy = root.run(["apt-cache", "policy", seed.key]).stdout
+            assert "127.0.0.1" in policy, f"{seed.key} is not offered by our repository"
+            return f"signed-by {KEY_BASENAME}.gpg, InRelease verified"
+
+        def install_meta() -> str:
+            root.run(["apt-get", "install", "-y", seed.key], timeout=1800)
+            version = _installed_version(root, seed.key)
+            assert version, f"{seed.key} is not installed"
+            for entry in seed.depends:
+                alts = [a.strip() for a in entry.split("|")]
+                assert any(_installed_version(root, a) for a in alts), f"{entry} not installed"
+            return f"{seed.key} {version} with {len(seed.depends)} core dependencies"
+
+        def task_listed() -> str:
+            root.run(["apt-get", "install", "-y", TASKS_PACKAGE])
+            out = root.run(["tasksel", "--list-tasks"]).stdout
+            wanted = f"{NODE_SEED}\t{seed.description}"
+            line = next((ln for ln in out.splitlines() if ln[2:] == wanted), None)
+            assert line, f"tasksel --list-tasks has no '{wanted}'"
+            return line.replace("\t", "  ")
+
+        def task_install() -> str:
+            root.run(["apt-get", "remove", "-y", seed.key])
+            assert not _installed_version(root, seed.key), f"{seed.key} still installed"
+            root.run(["tasksel", "install", NODE_SEED], timeout=1800)
+            version = _installed_version(root, seed.key)
+            assert version, f"tasksel did not install {seed.key}"
+            return f"tasksel install {NODE_SEED} -> {seed.key} {version}"
+
+        try:
+            if step("fresh root", fresh_root) and step("apt-get update (signature)", add_repo):
+                step(f"apt-get install {seed.key}", install_meta)
+                if step("tasksel --list-tasks", task_listed):
+                    step(f"tasksel install {NODE_SEED}", task_install)
+        except CommandError as exc:  # pragma: no cover - step() catches these
+            raise VerifyFailed(str(exc)) from exc
+    return checks

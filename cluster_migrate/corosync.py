@@ -1,0 +1,215 @@
+"""cman's view of membership and quorum -> corosync.conf for corosync 3 (knet)."""
+
+from __future__ import annotations
+
+from .model import Cluster, XmlNode
+from .report import Report
+
+# totem options whose meaning did not change between corosync 1 (cman) and 3.
+TOTEM_CARRIED = ("token", "token_retransmits_before_loss_const", "join", "consensus",
+                 "fail_recv_const", "seqno_unchanged_const", "send_join", "merge", "downcheck",
+                 "hold", "max_messages", "window_size", "miss_count_const", "token_retransmit",
+                 "max_network_delay")
+TOTEM_DROPPED = {
+    "rrp_mode": "knet has its own link_mode",
+    "secauth": "replaced by knet crypto (crypto_cipher/crypto_hash)",
+    "keyfile": "corosync 3 reads /etc/corosync/authkey (create it with corosync-keygen)",
+    "netmtu": "knet discovers the path MTU itself",
+    "threads": "not used by corosync 3",
+    "vsftype": "not used by corosync 3",
+    "clear_node_high_bit": "node ids come from the nodelist",
+}
+CMAN_DROPPED = {
+    "cluster_id": "corosync 3 has no cluster id; cluster_name identifies the cluster",
+    "port": "knet uses port 5405 for link 0 (set knet_port in an interface section to change "
+            "it)",
+    "transport": "corosync 3 uses knet (unicast, no multicast needed)",
+    "broadcast": "knet is unicast",
+    "keyfile": "corosync 3 reads /etc/corosync/authkey (create it with corosync-keygen)",
+    "upgrading": "not needed",
+    "disallowed": "not needed",
+    "quorum_dev_poll": "see the corosync-qdevice recommendation",
+    "expected_votes": "",  # handled below
+    "two_node": "",  # handled below
+    "cluster_name": "",
+}
+
+
+def _cman_keys(cman: XmlNode | None, report: Report) -> tuple[bool, int | None]:
+    if cman is None:
+        return False, None
+    two_node = cman.attrs.get("two_node", "0").strip() == "1"
+    expected = cman.attrs.get("expected_votes")
+    for key, value in cman.attrs.items():
+        reason = CMAN_DROPPED.get(key)
+        if reason:
+            report.info("corosync", f"<cman {key}={value!r}> not carried over: {reason}",
+                        cman.line)
+        elif reason is None:
+            report.warning("corosync", f"<cman {key}={value!r}> not carried over: unknown to "
+                           f"the converter", cman.line)
+    for child in cman.children:
+        attrs = ", ".join(f"{k}={v}" for k, v in child.attrs.items())
+        report.info("corosync", f"<cman><{child.tag}> ({attrs}) not carried over: knet is "
+                    f"unicast", child.line)
+    return two_node, int(expected) if expected and expected.isdigit() else None
+
+
+def render_corosync(cluster: Cluster, addresses: dict[str, list[str]],
+                    report: Report) -> str:
+    """corosync.conf text. `addresses` maps node name -> link addresses, overriding names."""
+    out: list[str] = [
+        f"# Converted from cluster.conf (config_version {cluster.config_version or '?'}) "
+        "by cluster-migrate.",
+        "totem {",
+        "    version: 2",
+        f"    cluster_name: {cluster.name}",
+        "    transport: knet",
+        # cman encrypted by default (with a key derived from the cluster name); keep the
+        # traffic encrypted, with a real key this time.
+        "    crypto_cipher: aes256",
+        "    crypto_hash: sha256",
+    ]
+    report.warning("corosync", "knet traffic is encrypted: run corosync-keygen on one node "
+                   "and copy /etc/corosync/authkey (mode 0400) to every node", None)
+    totem = cluster.totem
+    if totem is not None:
+        for key, value in totem.attrs.items():
+            if key in TOTEM_CARRIED:
+                out.append(f"    {key}: {value}")
+                report.info("corosync", f"totem {key}={value} carried over", totem.line)
+            elif key in TOTEM_DROPPED:
+                report.info("corosync", f"totem {key}={value!r} not carried over: "
+                            f"{TOTEM_DROPPED[key]}", totem.line)
+            else:
+                report.warning("corosync", f"totem {key}={value!r} not carried over: unknown "
+                               f"to corosync 3", totem.line)
+        if "token" in totem.attrs and "consensus" not in totem.attrs:
+            report.info("corosync", "consensus not set: corosync 3 derives it as 1.2 x token",
+                        totem.line)
+    else:
+        report.info("corosync", "no <totem> settings: cman's default token was 10000 ms, "
+                    "corosync 3 uses 3000 ms (+650 ms per node above two); set token: 10000 "
+                    "in totem to keep the old failure-detection time", cluster.line)
+
+    # knet needs the same number of links on every node.
+    link_counts = {len(addresses.get(n.name) or [n.name, *n.altnames]) for n in cluster.nodes}
+    links = min(link_counts)
+    if len(link_counts) > 1:
+        report.warning("corosync", f"nodes have different numbers of altnames; knet needs the "
+                       f"same links on every node, so only {links} link(s) are configured",
+                       cluster.nodes[0].line)
+    if links > 1:
+        out.append("    link_mode: passive")
+        report.info("corosync", f"altname -> knet link 1 ({links} links, link_mode passive, "
+                    f"as rrp_mode passive did)", cluster.nodes[0].line)
+    out.append("}")
+    out.append("")
+
+    out.append("nodelist {")
+    for node in cluster.nodes:
+        addrs = (addresses.get(node.name) or [node.name, *node.altnames])[:links]
+        if node.name not in addresses:
+            report.info("corosync", f"node {node.name}: ring addresses are host names; "
+                        f"corosync resolves them at start (or pass --address "
+                        f"{node.name}=IP[,IP])", node.line)
+        out.append("    node {")
+        for i, addr in enumerate(addrs):
+            out.append(f"        ring{i}_addr: {addr}")
+        out.append(f"        name: {node.name}")
+        out.append(f"        nodeid: {node.nodeid}")
+        if node.votes != 1:
+            out.append(f"        quorum_votes: {node.votes}")
+        out.append("    }")
+    out.append("}")
+    out.append("")
+
+    two_node, expected = _cman_keys(cluster.cman, report)
+    out.append("quorum {")
+    out.append("    provider: corosync_votequorum")
+    total = sum(n.votes for n in cluster.nodes)
+    if two_node:
+        if len(cluster.nodes) != 2:
+            report.error("quorum", f"two_node=1 with {len(cluster.nodes)} nodes: not carried "
+                         f"over", cluster.cman.line if cluster.cman else None)
+        else:
+            out.append("    two_node: 1")
+            report.info("quorum", "cman two_node=1 -> votequorum two_node: 1 (which implies "
+                        "wait_for_all: the first start needs both nodes)",
+                        cluster.cman.line if cluster.cman else None)
+            if expected not in (None, 1, 2):
+                report.warning("quorum", f"expected_votes={expected} ignored with two_node",
+                               cluster.cman.line if cluster.cman else None)
+    elif expected is not None:
+        qd_votes = 0
+        if cluster.quorumd is not None:
+            qd_votes = int(cluster.quorumd.attrs.get("votes", len(cluster.nodes) - 1) or 0)
+        if expected - qd_votes != total:
+            out.append(f"    expected_votes: {expected - qd_votes}")
+            report.warning("quorum", f"expected_votes={expected} (minus {qd_votes} quorum-disk "
+                           f"votes) differs from the nodes' {total} votes; kept as "
+                           f"expected_votes: {expected - qd_votes}",
+                           cluster.cman.line if cluster.cman else None)
+        else:
+            report.info("quorum", f"expected_votes={expected} equals the node votes (plus "
+                        f"quorum disk); votequorum computes it from the nodelist",
+                        cluster.cman.line if cluster.cman else None)
+    if cluster.quorumd is not None:
+        out.extend(_qdevice(cluster.quorumd, report))
+    out.append("}")
+    out.append("")
+
+    out.append("logging {")
+    out.append("    to_syslog: yes")
+    out.append("    to_logfile: yes")
+    out.append("    logfile: /var/log/corosync/corosync.log")
+    out.append("    timestamp: on")
+    debug = "off"
+    if cluster.logging is not None:
+        if cluster.logging.attrs.get("debug", "off") == "on":
+            debug = "on"
+        for key, value in cluster.logging.attrs.items():
+            if key not in ("debug", "to_syslog", "to_logfile"):
+                report.info("logging", f"<logging {key}={value!r}> not carried over",
+                            cluster.logging.line)
+        for child in cluster.logging.children:
+            report.info("logging", f"<logging_daemon name={child.attrs.get('name')!r}> not "
+                        f"carried over: corosync 3 logs per subsystem with logger_subsys",
+                        child.line)
+    out.append(f"    debug: {debug}")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _qdevice(quorumd: XmlNode, report: Report) -> list[str]:
+    """quorumd (a quorum disk) has no corosync 3 counterpart: recommend corosync-qdevice."""
+    report.warning("quorum", "quorumd (qdiskd quorum disk) has no counterpart in corosync 3: "
+                   "set up corosync-qnetd on a host outside the cluster and corosync-qdevice on "
+                   "every node; a commented device section is in corosync.conf", quorumd.line)
+    lines = ["    # quorumd (qdiskd) was configured in cluster.conf. Its replacement is",
+             "    # corosync-qdevice with a corosync-qnetd arbiter outside the cluster.",
+             "    # Fill in the qnetd host, then uncomment:",
+             "    # device {",
+             f"    #     votes: {quorumd.attrs.get('votes', '1')}",
+             "    #     model: net",
+             "    #     net {",
+             "    #         host: QNETD-HOST",
+             "    #         algorithm: ffsplit",
+             "    #     }"]
+    heuristics = quorumd.findall("heuristic")
+    if heuristics:
+        lines.append("    #     heuristics {")
+        lines.append("    #         mode: sync")
+        for i, h in enumerate(heuristics, start=1):
+            program = h.attrs.get("program", "")
+            lines.append(f"    #         exec_check{i}: {program}")
+            report.info("quorum", f"qdisk heuristic {program!r} -> qdevice heuristics "
+                        f"exec_check{i} (scores are not used by qdevice: every check must "
+                        f"pass)", h.line)
+        lines.append("    #     }")
+    lines.append("    # }")
+    for key in ("label", "device"):
+        if key in quorumd.attrs:
+            report.info("quorum", f"quorum disk {key}={quorumd.attrs[key]!r}: the disk is no "
+                        f"longer needed after the migration", quorumd.line)
+    return lines
