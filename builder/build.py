@@ -119,6 +119,18 @@ class Builder:
                     fh.write(f"# FAILED at stage {outcome.stage}: {exc}\n")
         return outcome
 
+    def render_all(self) -> list[Path]:
+        """Render every component's source tree without building (any profile)."""
+        trees = []
+        for recipe in self.stack.recipes:
+            strategy = strategies.for_recipe(recipe)
+            render = getattr(strategy, "render", None)
+            if render is None:
+                continue
+            ctx = self.context(recipe.name)
+            trees.append(render(ctx, ctx.workspace.work_dir(ctx.profile.name, recipe.name)))
+        return trees
+
     def run(self) -> list[Outcome]:
         todo = self.stale()
         fresh_names = {ctx.recipe.name for ctx, _, _ in todo}

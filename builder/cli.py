@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--component", action="append", help="only this component (repeatable)")
     sp.add_argument("-j", "--jobs", type=int, default=2)
     sp.add_argument("--backend", choices=backends.BACKENDS, default="unshare")
+    with_profile("render", "render generated source trees (debian/) without building")
     with_profile("publish", "publish the signed apt repository atomically")
     sp = with_profile("verify", "install from the published repository into a fresh root")
     sp.add_argument("--cluster", action="store_true", help="form a real multi-node cluster")
@@ -118,6 +119,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         stack = Stack.load(ws, args.profile, getattr(args, "component", None))
         if args.command == "plan":
             return _cmd_plan(args, Builder(stack, runner, fetcher, progress))
+        if args.command == "render":
+            for tree in Builder(stack, runner, fetcher, progress).render_all():
+                print(tree)
+            return 0
         if args.command == "build":
             if not stack.profile.reachable:
                 raise ClusterStackError(f"profile {stack.profile.name}: its archive is not "

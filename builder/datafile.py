@@ -46,8 +46,22 @@ def _line_of(node: yaml.Node | None, path: list[str | int]) -> int | None:
     return line
 
 
+def key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
+    """Every dotted key path in a mapping tree -> the line where it stands."""
+    out: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            dotted = f"{prefix}{key_node.value}"
+            out[dotted] = key_node.start_mark.line + 1
+            out.update(key_lines(value_node, dotted + "."))
+    return out
+
+
 def load(path: Path, schema: str) -> dict[str, Any]:
-    """Read `path`, check it against builder/schemas/<schema>.json, return the data."""
+    """Read `path`, check it against builder/schemas/<schema>.json, return the data.
+
+    The data carries `__lines__`: dotted key -> line, for errors found later.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -76,4 +90,5 @@ def load(path: Path, schema: str) -> dict[str, Any]:
                 key = ".".join(str(p) for p in where)
                 message = "unknown key"
         raise InputError(path, message, line=_line_of(node, where), key=key)
+    data["__lines__"] = key_lines(node)
     return data

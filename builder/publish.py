@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def _task_override(stack: Stack, dest: Path) -> Path | None:
     return dest
 
 
-def _ftparchive_config(stack: Stack, staging: Path, cache: Path, override: Path | None) -> str:
+def _ftparchive_config(stack: Stack, cache: Path, override: Path | None) -> str:
     prof = stack.profile
     archs = " ".join([*prof.architectures, "source"])
     extra = f'  ExtraOverride "{override}";\n' if override else ""
@@ -144,7 +145,7 @@ def publish(stack: Stack, signer: Signer, runner: Runner, progress: Progress) ->
     cache.mkdir(parents=True, exist_ok=True)
     override = _task_override(stack, staging / ".task-override")
     conf = staging / ".ftparchive.conf"
-    conf.write_text(_ftparchive_config(stack, staging, cache, override))
+    conf.write_text(_ftparchive_config(stack, cache, override))
     progress.say("repository", "index", "apt-ftparchive")
     runner.run(["apt-ftparchive", "-oAPT::FTPArchive::DoByHash=true", "generate", conf],
                cwd=staging)
@@ -160,7 +161,7 @@ def publish(stack: Stack, signer: Signer, runner: Runner, progress: Progress) ->
     conf.unlink()
     if override:
         override.unlink()
-    final = releases / f"{prof.name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    final = releases / f"{prof.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     staging.rename(final)
     link = ws.published_repo(prof.name)
     _switch(link, final)

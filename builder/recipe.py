@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,19 @@ class Recipe:
     profiles: tuple[str, ...] | None
     spec: dict[str, Any]       # the strategy's own section, e.g. data["import"]
     directory: Path
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def path(self) -> Path:
         return self.directory / RECIPE_FILE
+
+    def error(self, message: str, key: str) -> InputError:
+        """An error about this recipe, located at `key` (dotted) or its parent."""
+        line, probe = None, key
+        while probe and line is None:
+            line = self.lines.get(probe)
+            probe = probe.rpartition(".")[0]
+        return InputError(self.path, message, line=line, key=key)
 
     def applies_to(self, profile_name: str) -> bool:
         return self.profiles is None or profile_name in self.profiles
@@ -47,6 +56,7 @@ def load(directory: Path) -> Recipe:
         profiles=tuple(profiles) if profiles is not None else None,
         spec=data[data["strategy"]],
         directory=directory,
+        lines=data["__lines__"],
     )
 
 

@@ -68,10 +68,3 @@ def load(path: Path) -> Seed:
     if "Task-Key" not in headers:
         raise InputError(path, "seed has no Task-Key: header naming its meta-package")
     return Seed(path.stem, headers, depends, recommends)
-
-
-def load_named(seed_dir: Path, name: str, referrer: Path) -> Seed:
-    path = seed_dir / f"{name}.seed"
-    if not path.is_file():
-        raise InputError(referrer, f"seed '{name}' not found ({path})", key="native.seeds")
-    return load(path)

@@ -79,7 +79,8 @@ class Converter:
         cfg = self.config
         has_fencing = convert_fencing(self.cluster, cfg, self.ids, self.report)
         cfg.properties["stonith-enabled"] = "true" if has_fencing else "false"
-        cfg.properties["cluster-name"] = self.cluster.name
+        # cluster-name is not set here: Pacemaker takes it from corosync's cluster_name,
+        # and pcs refuses to set it by hand.
         cfg.rsc_defaults["resource-stickiness"] = DEFAULT_STICKINESS
         self.report.info("resources", "resource-stickiness=100 by default: like rgmanager, "
                          "a running service is not moved when a node rejoins", None)

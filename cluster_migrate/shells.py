@@ -117,7 +117,7 @@ def _pcs_ops(ops: list[Op]) -> list[str]:
 
 
 def _pcs_create(p: Primitive, extra: list[str]) -> str:
-    words = ["pcs -f \"$CIB\""]
+    words = ['pcs -f "$CIB" $PCS_OPTS']
     if p.is_stonith:
         words += ["stonith", "create", p.id, p.type]
     else:
@@ -132,8 +132,20 @@ def _pcs_create(p: Primitive, extra: list[str]) -> str:
 
 
 def render_pcs(config: Configuration) -> str:
-    pcs = 'pcs -f "$CIB"'
-    lines = ['CIB=$(mktemp /tmp/cluster-migrate-cib.XXXXXX)', "pcs cluster cib \"$CIB\""]
+    pcs = 'pcs -f "$CIB" $PCS_OPTS'
+    lines = [
+        "# With CLUSTER_MIGRATE_CIB=FILE the configuration is built into FILE (an existing",
+        "# CIB, e.g. from 'pcs cluster cib FILE') and not pushed: inspect it, then push it",
+        "# with 'pcs cluster cib-push FILE --config'. CLUSTER_MIGRATE_PCS_OPTS adds options",
+        "# to every pcs call (e.g. --force while an agent is not installed yet).",
+        'PCS_OPTS=${CLUSTER_MIGRATE_PCS_OPTS:-}',
+        'if [ -n "${CLUSTER_MIGRATE_CIB:-}" ]; then',
+        '    CIB=$CLUSTER_MIGRATE_CIB; PUSH=no',
+        "else",
+        '    CIB=$(mktemp /tmp/cluster-migrate-cib.XXXXXX); PUSH=yes',
+        '    pcs cluster cib "$CIB"',
+        "fi",
+    ]
     if config.properties:
         lines.append(f"{pcs} property set {_kv(config.properties)}")
     if config.rsc_defaults:
@@ -171,6 +183,8 @@ def render_pcs(config: Configuration) -> str:
             lines.append(f"{pcs} constraint order {first} then {then} kind={c.kind} id={c.id}")
     for lv in config.fencing_levels:
         lines.append(f"{pcs} stonith level add {lv.index} {lv.target} {','.join(lv.devices)}")
-    lines.append('pcs cluster cib-push "$CIB" --config')
-    lines.append('rm -f "$CIB"')
+    lines.append('if [ "$PUSH" = yes ]; then')
+    lines.append('    pcs cluster cib-push "$CIB" --config')
+    lines.append('    rm -f "$CIB"')
+    lines.append("fi")
     return HEADER + "\n".join(lines) + "\n"

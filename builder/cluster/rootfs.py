@@ -98,7 +98,7 @@ def mmdebstrap_argv(spec: RootSpec, tarball: Path) -> list[str]:
         # the host file then; the root gets the key at the path its sources.list names.
         argv += [
             f"--setup-hook=mkdir -p \"$1{Path(root_path).parent}\"",
-            f"--setup-hook=copy-in {host_key.resolve()} {Path(root_path).parent}/",
+            f"--setup-hook=upload {host_key.resolve()} {root_path}",
             f"--customize-hook=sed -i 's#signed-by={host_key.resolve()}#signed-by={root_path}#' "
             "\"$1/etc/apt/sources.list\"",
         ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..errors import InputError
 from ..recipe import Recipe
 from ..strategy import Strategy
 from .import_debs import ImportStrategy
@@ -18,6 +17,6 @@ def for_recipe(recipe: Recipe) -> Strategy:
     try:
         return _STRATEGIES[recipe.strategy]()
     except KeyError:
-        raise InputError(recipe.path, f"strategy '{recipe.strategy}' is not implemented yet "
-                         f"(implemented: {', '.join(sorted(_STRATEGIES))})",
-                         key="strategy") from None
+        raise recipe.error(f"strategy '{recipe.strategy}' is not implemented yet "
+                           f"(implemented: {', '.join(sorted(_STRATEGIES))})",
+                           "strategy") from None

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from .. import digest
-from ..errors import InputError
 from ..strategy import Artifacts, Context, Intent
 from ..upstream import BinaryPackage
 
@@ -19,12 +18,12 @@ class ImportStrategy:
         source = spec["source"]
         found = ctx.upstream.binaries_of_source(source)
         if not found:
-            raise InputError(ctx.recipe.path, f"source package '{source}' exists in none of "
+            raise ctx.recipe.error(f"source package '{source}' exists in none of "
                              f"the configured archives ({ctx.upstream.suites_label()})",
                              key="import.source")
         pinned = spec.get("versions", {}).get(ctx.profile.name)
         if pinned and found[0].source_version != pinned:
-            raise InputError(ctx.recipe.path, f"pins {source} {pinned} for {ctx.profile.name}, "
+            raise ctx.recipe.error(f"pins {source} {pinned} for {ctx.profile.name}, "
                              f"but the archive has {found[0].source_version}",
                              key=f"import.versions.{ctx.profile.name}")
         wanted = spec.get("binaries")
@@ -32,7 +31,7 @@ class ImportStrategy:
             names = {p.package for p in found}
             missing = [b for b in wanted if b not in names]
             if missing:
-                raise InputError(ctx.recipe.path, f"binary package(s) {', '.join(missing)} not "
+                raise ctx.recipe.error(f"binary package(s) {', '.join(missing)} not "
                                  f"built from source '{source}' in {ctx.profile.name}",
                                  key="import.binaries")
             found = [p for p in found if p.package in wanted]

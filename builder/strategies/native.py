@@ -21,8 +21,13 @@ class NativeStrategy:
         return ctx.recipe.spec["version"] + ctx.profile.version_suffix
 
     def _seeds(self, ctx: Context) -> dict[str, seeds.Seed]:
-        return {name: seeds.load_named(ctx.workspace.seeds_dir, name, ctx.recipe.path)
-                for name in ctx.recipe.spec.get("seeds", [])}
+        out = {}
+        for name in ctx.recipe.spec.get("seeds", []):
+            path = ctx.workspace.seeds_dir / f"{name}.seed"
+            if not path.is_file():
+                raise ctx.recipe.error(f"seed '{name}' not found ({path})", "native.seeds")
+            out[name] = seeds.load(path)
+        return out
 
     def context(self, ctx: Context) -> dict[str, object]:
         return {
@@ -55,8 +60,7 @@ class NativeStrategy:
         version = self.version(ctx)
         template_dir = ctx.recipe.directory / "debian"
         if not template_dir.is_dir():
-            raise InputError(ctx.recipe.path, "native component has no debian/ templates",
-                             key="strategy")
+            raise ctx.recipe.error("native component has no debian/ templates", "strategy")
         tree = work / f"{ctx.recipe.name}-{version}"
         if work.exists():
             shutil.rmtree(work)
@@ -66,8 +70,8 @@ class NativeStrategy:
         for template, target in ctx.recipe.spec.get("files", {}).items():
             src = ctx.recipe.directory / template
             if not src.is_file():
-                raise InputError(ctx.recipe.path, f"template '{template}' does not exist",
-                                 key=f"native.files.{template}")
+                raise ctx.recipe.error(f"template '{template}' does not exist",
+                                      f"native.files.{template}")
             out = tree / target
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(render.render_file(src, values), encoding="utf-8")

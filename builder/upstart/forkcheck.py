@@ -14,30 +14,18 @@ counted until the probe of jobs.yaml says the daemon serves.
 from __future__ import annotations
 
 import re
-import shlex
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..command import Runner
-from .parser import JobFile, Process, parse
-from .render import EXPECT_FORKS, JobSpec
+from .jobrun import WORK, Daemon, Script, logs, probe_lines, read, run_in_root
+from .render import EXPECT_FORKS
 
-# Upstart's job environment (init/job_class.c): a fixed PATH and TERM, the job's name.
-UPSTART_PATH = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin"
-# Characters that make Upstart hand an exec line to `sh -e -c "exec ..."`.
-SHELL_CHARS = set("~`!$^&*()=|\\{}[];\"'<>?")
-WORK = "/tmp/clusterstack-forkcheck"
+__all__ = ["Daemon", "ForkResult", "daemonizing_forks", "parse_trace", "run_forkcheck"]
+
 SYSCALL = re.compile(r"^(\d+)\s+(?:\d[\d:.]*\s+)?(.*)$")
-
-
-@dataclass(frozen=True)
-class Daemon:
-    """One job to start in the root: its rendered text and jobs.yaml entry."""
-
-    spec: JobSpec
-    conf: str
 
 
 @dataclass
@@ -72,91 +60,6 @@ class ForkResult:
         verdict = "ok" if self.ok else "MISMATCH" if self.settled else "NOT SETTLED"
         return (f"{self.job}: expect {self.expect} ({self.expected_forks} fork(s)), seen {seen}; "
                 f"{verdict}{'; ' + self.note if self.note else ''}")
-
-
-def upstart_argv(proc: Process) -> list[str]:
-    """The argv Upstart's job_process_run builds for a process."""
-    if proc.kind == "script":
-        return ["/bin/sh", "-e", "-c", proc.body]
-    if any(c in SHELL_CHARS for c in proc.command):
-        return ["/bin/sh", "-e", "-c", f"exec {proc.command}"]
-    return shlex.split(proc.command)
-
-
-def job_env(job: JobFile, name: str, extra: Mapping[str, str]) -> dict[str, str]:
-    env = {"PATH": UPSTART_PATH, "TERM": "linux", "UPSTART_JOB": name, "UPSTART_INSTANCE": ""}
-    for st in job.find("env"):
-        key, _, value = st.args[0].text.partition("=")
-        env[key] = value
-    env.update(extra)
-    return env
-
-
-def _env_prefix(env: Mapping[str, str]) -> str:
-    return "env -i " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-
-
-def _probe(spec: JobSpec, env: Mapping[str, str], budget: int) -> str:
-    """Shell that waits up to `budget` s for the job's probe; prints the seconds waited."""
-    probe = f"{_env_prefix(env)} /bin/sh -c {shlex.quote(spec.ready + ' >/dev/null 2>&1')}"
-    return (f"t0=$(date +%s.%N); ok=1; n=0\n"
-            f"while [ $n -lt {budget * 5} ]; do\n"
-            f"  if timeout 5 {probe}; then ok=0; break; fi\n"
-            f"  sleep 0.2; n=$((n + 1))\n"
-            f"done\n")
-
-
-def harness(target: Daemon, deps: Sequence[Daemon], extra_env: Mapping[str, str],
-            budget: int, settle: float, setup: Sequence[str] = ()) -> str:
-    """The shell run as pid 1 in the namespaces, inside the chroot."""
-    out = ["set -u", f"W={WORK}", "ip link set lo up", "cd /", *setup]
-    for dep in deps:
-        job = parse(dep.conf, dep.spec.name)
-        env = job_env(job, dep.spec.name, extra_env)
-        name = dep.spec.name
-        for proc in job.process("pre-start"):
-            out.append(f"{_env_prefix(env)} {shlex.join(upstart_argv(proc))} "
-                       f">$W/{name}.pre.log 2>&1 || {{ echo dep-pre-start > $W/failed; exit 1; }}")
-        for proc in job.process("main"):
-            out.append(f"{_env_prefix(env)} {shlex.join(upstart_argv(proc))} "
-                       f">$W/{name}.main.log 2>&1 &")
-        if dep.spec.ready:
-            out.append(_probe(dep.spec, env, budget))
-            out.append(f"[ $ok = 0 ] || {{ echo dep-not-ready:{name} > $W/failed; exit 1; }}")
-    job = parse(target.conf, target.spec.name)
-    env = job_env(job, target.spec.name, extra_env)
-    name = target.spec.name
-    for proc in job.process("pre-start"):
-        out.append(f"{_env_prefix(env)} {shlex.join(upstart_argv(proc))} "
-                   f">$W/pre.log 2>&1 || {{ echo pre-start:$? > $W/failed; exit 1; }}")
-    (main,) = job.process("main")
-    out.append(f"strace -f -q -o $W/trace -e trace=process "
-               f"{_env_prefix(env)} {shlex.join(upstart_argv(main))} >$W/main.log 2>&1 &")
-    out.append(_probe(target.spec, env, budget))
-    out.append('echo "$ok $t0 $(date +%s.%N)" > $W/ready')
-    out.append(f"sleep {settle}")
-    out.append("ps -eo pid,ppid,stat,args > $W/ps.txt")
-    out.append("sync")
-    return "\n".join(out) + "\n"
-
-
-HOST_SETUP = r"""
-set -e
-R="$1"
-mount -t proc proc "$R/proc"
-mount -t tmpfs -o mode=0755 tmpfs "$R/run"
-mkdir -p "$R/run/lock"
-mount -t tmpfs -o mode=0755 tmpfs "$R/dev"
-for d in null zero full random urandom tty; do
-    touch "$R/dev/$d"
-    mount --bind "/dev/$d" "$R/dev/$d"
-done
-mkdir -p "$R/dev/shm" "$R/dev/pts"
-mount -t tmpfs -o mode=1777 tmpfs "$R/dev/shm"
-ln -s /proc/self/fd "$R/dev/fd"
-mount -t sysfs -o ro sysfs "$R/sys" 2>/dev/null || true
-exec chroot "$R" /bin/sh "$2"
-"""
 
 
 def _strip(line: str) -> tuple[int, str] | None:
@@ -256,55 +159,35 @@ def run_forkcheck(root: Path, target: Daemon, deps: Sequence[Daemon] = (), *,
     `settle` is how long to keep watching after the probe answers, for daemons
     whose parent exits only once their child has finished starting.
     """
-    runner = runner or Runner()
-    work = root / WORK.lstrip("/")
-    if work.exists():
-        for p in work.iterdir():
-            p.unlink()
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "harness.sh").write_text(harness(target, deps, extra_env or {}, budget, settle,
-                                                    setup))
-    (work / "host-setup.sh").write_text(HOST_SETUP)
     started = time.monotonic()
-    res = runner.run(
-        ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--net", "--ipc", "--uts",
-         "--", "/bin/sh", work / "host-setup.sh", root, f"{WORK}/harness.sh"],
-        check=False, timeout=budget * (len(deps) + 1) + settle + 60)
+    sc = Script.start(setup, extra_env or {}, budget)
+    for dep in deps:
+        sc.dependency(dep)
+    sc.pre_start(target)
+    sc.main(target, tracer=["strace", "-f", "-q", "-o", f"{WORK}/trace", "-e", "trace=process"])
+    _, env = sc.env(target)
+    sc.lines += probe_lines(target.spec, env, budget)
+    sc.lines += ['echo "$ok $t0 $(date +%s.%N)" > $W/ready', f"sleep {settle}"]
+    res, work = run_in_root(root, sc.text(), budget * (len(deps) + 1) + settle + 60, runner)
     spec = target.spec
     expected = EXPECT_FORKS[spec.expect]
-
-    def read(name: str) -> str:
-        p = work / name
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    failed = read("failed").strip()
-    logs = "".join(f"--- {n}\n{read(n)}" for n in ("pre.log", "main.log", "ps.txt") if read(n))
+    failed = read(work, "failed").strip()
+    tail = (logs(work) + res.stderr_tail)[-4000:]
     if failed:
         return ForkResult(spec.name, spec.expect, expected, None, False, False, None, None, 0,
-                          note=f"did not run: {failed}",
-                          log_tail=(logs + "".join(
-                              f"--- {p.name}\n{p.read_text(errors='replace')}"
-                              for p in sorted(work.glob('*.log'))))[-4000:])
-    trace = parse_trace(read("trace"))
+                          note=f"did not run: {failed}", log_tail=tail)
+    trace = parse_trace(read(work, "trace"))
     hops, tracked = daemonizing_forks(trace)
-    ready_words = read("ready").split()
+    ready_words = read(work, "ready").split()
     ready = bool(ready_words) and ready_words[0] == "0"
-    try:
-        ready_s = float(ready_words[2]) - float(ready_words[1]) if len(ready_words) > 2 \
-            else None
-    except ValueError:
-        ready_s = None
+    ready_s = float(ready_words[2]) - float(ready_words[1]) if len(ready_words) > 2 else None
     program = program_of(trace, tracked) if tracked is not None else None
     note = ""
     if tracked is None:
-        last = trace.exits.get(trace.root or -1, "?")
-        note = f"the daemon exited ({last})"
+        note = f"the daemon exited ({trace.exits.get(trace.root or -1, '?')})"
     elif program != spec.daemon:
         note = f"tracked process runs {program}, not {spec.daemon}"
-    elif res.returncode not in (0,):
-        note = f"harness exit status {res.returncode}"
-    elapsed = time.monotonic() - started
-    note = (note + "; " if note else "") + f"{elapsed:.1f}s"
-    return ForkResult(spec.name, spec.expect, expected, hops, tracked is not None
-                      and program == spec.daemon, ready, ready_s, program,
-                      len(trace.forks), note, (logs + res.stderr_tail)[-4000:])
+    note = (note + "; " if note else "") + f"{time.monotonic() - started:.1f}s"
+    return ForkResult(spec.name, spec.expect, expected, hops,
+                      tracked is not None and program == spec.daemon, ready, ready_s, program,
+                      len(trace.forks), note, tail)

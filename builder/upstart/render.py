@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -101,7 +102,7 @@ def load_jobs(profile: Mapping[str, Any], upstart_dir: Path = UPSTART_DIR) -> li
 
 
 def _env(upstart_dir: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(upstart_dir)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -109,6 +110,8 @@ def _env(upstart_dir: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
+    env.filters["shquote"] = shlex.quote
+    return env
 
 
 def _tidy(text: str) -> str:

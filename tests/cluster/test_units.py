@@ -243,7 +243,7 @@ def test_our_repository_root_installs_ubuntu_cluster_with_its_key(tmp_path):
     assert "pacemaker" not in include  # comes from ubuntu-cluster's Depends
     # apt reads the key from the host while building; the root keeps its own path.
     assert argv[-1] == line.replace("/etc/apt/keyrings/clusterstack.gpg", str(key))
-    assert f"--setup-hook=copy-in {key} /etc/apt/keyrings/" in argv
+    assert f"--setup-hook=upload {key} /etc/apt/keyrings/clusterstack.gpg" in argv
     assert any(a.startswith("--customize-hook=sed") and "/etc/apt/keyrings/clusterstack.gpg"
                in a for a in argv)
     before = spec.key()
@@ -286,3 +286,13 @@ def test_report_table_and_json(tmp_path):
     json_path, _ = write(report, tmp_path)
     data = json.loads(json_path.read_text())
     assert data["kill_failover_s"] == 5.04 and data["fencing_events"][0]["node"] == "node2"
+
+
+def test_a_lone_key_of_another_name_lands_at_the_signed_by_path(tmp_path):
+    key = tmp_path / "archive-signing.asc"
+    key.write_bytes(b"k")
+    line = "deb [signed-by=/etc/apt/keyrings/clusterstack.gpg] http://127.0.0.1:1/ trixie main"
+    spec = RootSpec("trixie", "http://deb.debian.org/debian", (line,), (key,))
+    assert keys_by_root_path(spec) == {"/etc/apt/keyrings/clusterstack.gpg": key}
+    argv = mmdebstrap_argv(spec, tmp_path / "root.tar")
+    assert f"--setup-hook=upload {key} /etc/apt/keyrings/clusterstack.gpg" in argv

@@ -212,3 +212,60 @@ def line_of(conf: Path, needle: str) -> int:
         if needle in line:
             return i
     raise AssertionError(f"{needle!r} not in {conf}")
+
+
+# ---- comparing two CIBs (ours and the one crm.sh builds) -------------------------------
+
+def _nv(el: ET.Element | None, path: str) -> dict[str, str]:
+    if el is None:
+        return {}
+    return {nv.get("name", ""): nv.get("value", "") for nv in el.findall(f"{path}/nvpair")}
+
+
+def _score(value: str | None) -> str | None:
+    # crmsh writes "inf"/"+INFINITY" spellings; Pacemaker reads them all as INFINITY
+    if value is None:
+        return None
+    return {"inf": "INFINITY", "+inf": "INFINITY", "+INFINITY": "INFINITY",
+            "-inf": "-INFINITY"}.get(value, value)
+
+
+def _interval(value: str | None) -> str:
+    value = value or "0"
+    return "0" if value in ("0", "0s") else value
+
+
+def cib_summary(root: ET.Element) -> dict[str, object]:
+    """The configuration of a CIB, without the ids of nvpairs and other generated noise."""
+    conf = root.find("configuration")
+    assert conf is not None
+    prims = {}
+    for p in conf.iter("primitive"):
+        ops = sorted(
+            (op.get("name", ""), _interval(op.get("interval")), op.get("timeout") or "",
+             op.get("role") or "", op.get("on-fail") or "",
+             tuple(sorted(_nv(op, "instance_attributes").items())))
+            for op in p.iter("op"))
+        prims[p.get("id")] = (p.get("class"), p.get("provider"), p.get("type"),
+                              _nv(p, "instance_attributes"), _nv(p, "meta_attributes"), ops)
+    groups = {g.get("id"): ([p.get("id") for p in g.findall("primitive")],
+                            _nv(g, "meta_attributes")) for g in conf.iter("group")}
+    clones = {c.get("id"): ([x.get("id") for x in c if x.tag in ("primitive", "group")],
+                            _nv(c, "meta_attributes")) for c in conf.iter("clone")}
+    constraints = set()
+    cons = conf.find("constraints")
+    for c in cons if cons is not None else []:
+        attrs = {k: v for k, v in c.attrib.items()}
+        if "score" in attrs:
+            attrs["score"] = _score(attrs["score"]) or ""
+        if c.tag == "rsc_order":
+            attrs.setdefault("kind", "Mandatory")
+        constraints.add((c.tag, tuple(sorted(attrs.items()))))
+    levels = {(lv.get("target"), lv.get("index"), lv.get("devices"))
+              for lv in conf.iter("fencing-level")}
+    return {
+        "primitives": prims, "groups": groups, "clones": clones,
+        "constraints": constraints, "fencing": levels,
+        "properties": _nv(conf.find("crm_config"), "cluster_property_set"),
+        "rsc_defaults": _nv(conf.find("rsc_defaults"), "meta_attributes"),
+    }

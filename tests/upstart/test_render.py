@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -131,9 +132,10 @@ def test_daemons_have_a_bounded_readiness_check_from_etc_default() -> None:
             assert post == [], r.job.name
             continue
         (proc,) = post
-        assert f"until {r.job.ready} >/dev/null 2>&1; do" in proc.body
+        assert f"probe={shlex.quote(r.job.ready)}\n" in proc.body
+        assert 'until timeout 5 sh -c "$probe" >/dev/null 2>&1; do' in proc.body
         assert f". /etc/default/{r.job.defaults}" in proc.body
-        assert f"timeout=${{{r.job.timeout_var}:-{r.job.ready_timeout}}}" in proc.body
+        assert f"limit=${{{r.job.timeout_var}:-{r.job.ready_timeout}}}" in proc.body
         assert "exit 1" in proc.body
         if r.default_text is not None:
             assert f"\n{r.job.timeout_var}={r.job.ready_timeout}\n" in r.default_text

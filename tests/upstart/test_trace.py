@@ -9,12 +9,8 @@ from pathlib import Path
 import pytest
 
 from builder.command import Runner
-from builder.upstart.forkcheck import (
-    daemonizing_forks,
-    parse_trace,
-    program_of,
-    upstart_argv,
-)
+from builder.upstart.forkcheck import daemonizing_forks, parse_trace, program_of
+from builder.upstart.jobrun import upstart_argv
 from builder.upstart.parser import parse
 
 

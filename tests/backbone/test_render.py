@@ -1,0 +1,107 @@
+"""Native packages render into real debian/ trees for every profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from debian.changelog import Changelog
+from debian.deb822 import Deb822, PkgRelation
+
+from builder import profile, seeds
+from builder.cli import main
+from builder.command import Runner
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module", params=profile.available(ROOT))
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp(f"render-{request.param}")
+    assert main(["--stack", str(ROOT), "--out", str(out), "render",
+                 "--profile", request.param]) == 0
+    return request.param, out / request.param / "work"
+
+
+def tree(work: Path, name: str) -> Path:
+    (found,) = (work / name).glob(f"{name}-*")
+    return found
+
+
+def control(work: Path, name: str) -> list[Deb822]:
+    return list(Deb822.iter_paragraphs((tree(work, name) / "debian/control").read_text()))
+
+
+def relation_names(value: str) -> list[list[str]]:
+    return [[alt["name"] for alt in rel] for rel in PkgRelation.parse_relations(value)]
+
+
+def test_meta_package_follows_the_seed(rendered: tuple[str, Path]) -> None:
+    _, work = rendered
+    seed = seeds.load(ROOT / "tasksel/cluster-node.seed")
+    src, binary = control(work, "ubuntu-cluster")
+    assert src["Source"] == "ubuntu-cluster" and binary["Architecture"] == "all"
+    depends = relation_names(binary["Depends"])
+    assert depends[0] == ["${misc:Depends}"]
+    assert depends[1:] == [[a.strip() for a in e.split("|")] for e in seed.depends]
+    assert ["crmsh", "pcs"] in depends
+    assert [r[0] for r in relation_names(binary["Recommends"])] == seed.recommends
+
+
+def test_changelog_carries_profile_suffix(rendered: tuple[str, Path]) -> None:
+    name, work = rendered
+    prof = profile.load(ROOT, name)
+    log = Changelog((tree(work, "ubuntu-cluster") / "debian/changelog").read_text())
+    assert str(log.version) == "1.0" + prof.version_suffix
+    assert log.distributions == prof.suite
+
+
+def test_task_desc_matches_profile_style(rendered: tuple[str, Path]) -> None:
+    name, work = rendered
+    prof = profile.load(ROOT, name)
+    desc = (tree(work, "cluster-tasks") / "cluster-stack.desc").read_text()
+    stanzas = {p["Task"]: p for p in Deb822.iter_paragraphs(desc)}
+    node = stanzas["cluster-node"]
+    assert node["Description"].splitlines()[0] == "Cluster node"
+    assert node["Key"].split() == ["ubuntu-cluster"]
+    assert stanzas["cluster-fs"]["Key"].split() == ["cluster-fs-stack"]
+    if prof.task_mode == "task-fields":
+        assert node["Packages"].strip() == "task-fields"
+    else:
+        assert node["Packages"].split() == ["list", "ubuntu-cluster"]
+
+
+def test_openais_is_transitional(rendered: tuple[str, Path]) -> None:
+    _, work = rendered
+    src, binary = control(work, "openais")
+    assert src["Section"] == "oldlibs"
+    assert relation_names(binary["Depends"])[1:] == [["corosync"]]
+    assert "transitional" in binary["Description"]
+
+
+def test_rendered_tree_is_a_valid_source_package(rendered: tuple[str, Path]) -> None:
+    _, work = rendered
+    src = tree(work, "cluster-tasks")
+    Runner().run(["dpkg-source", "-b", src.name], cwd=src.parent)
+    assert list(src.parent.glob("cluster-tasks_*.dsc"))
+
+
+def test_template_error_names_file_and_line(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    stack = tmp_path / "stack"
+    (stack / "packaging/profiles").mkdir(parents=True)
+    (stack / "tasksel").mkdir()
+    (stack / "packaging/profiles/trixie.yaml").write_text(
+        (ROOT / "packaging/profiles/trixie.yaml").read_text())
+    comp = stack / "packaging/broken"
+    (comp / "debian").mkdir(parents=True)
+    (comp / "recipe.yaml").write_text("name: broken\ndescription: x\nstrategy: native\n"
+                                      "reason: test\nnative:\n  version: '1'\n")
+    (comp / "debian/control.j2").write_text("Source: broken\n\nPackage: broken\n"
+                                            "Description: {{ no_such_variable }}\n")
+    rc = main(["--stack", str(stack), "--out", str(tmp_path / "out"), "render"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"{comp / 'debian/control.j2'}:4: template error" in err
+    assert "no_such_variable" in err
