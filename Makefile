@@ -9,7 +9,7 @@ CS       = $(VENV)/bin/clusterstack
 # Host tools the builder and the tests drive.  Kept in one place so a fresh
 # Debian 12 machine gets exactly what the code calls.
 APT_PACKAGES = sbuild mmdebstrap apt-utils gnupg gpgv uidmap tasksel dpkg-dev \
-	debhelper devscripts lintian fakeroot zstd xz-utils curl ca-certificates strace \
+	debhelper devscripts lintian fakeroot quilt zstd xz-utils curl ca-certificates strace \
 	iproute2 util-linux procps psmisc pacemaker-cli-utils corosync \
 	python3 python3-venv qemu-system-x86 qemu-utils e2fsprogs docker.io
 

@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp = with_profile("build", "bring every component's packages up to date")
     sp.add_argument("--component", action="append", help="only this component (repeatable)")
+    sp.add_argument("--import", dest="imported", action="append", metavar="COMPONENT",
+                    help="take this component's binaries from the base archive instead of "
+                    "building it, for this run (repeatable)")
     sp.add_argument("-j", "--jobs", type=int, default=2)
     sp.add_argument("--backend", choices=backends.BACKENDS, default="unshare")
     with_profile("render", "render generated source trees (debian/) without building")
@@ -116,7 +119,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     progress = Progress()
     fetcher = Fetcher(ws.cache_dir / "downloads")
     with exclusive(ws.out_dir):
-        stack = Stack.load(ws, args.profile, getattr(args, "component", None))
+        stack = Stack.load(ws, args.profile, getattr(args, "component", None),
+                           getattr(args, "imported", None))
         if args.command == "plan":
             return _cmd_plan(args, Builder(stack, runner, fetcher, progress))
         if args.command == "render":
@@ -135,7 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "publish":
             signer = signing.load(ws.keyring_dir, runner.for_log(
                 ws.log_path(stack.profile.name, "_publish")),
-                generate=not os.environ.get("CI_REQUIRE_SIGNING_KEY"))
+                generate=not os.environ.get("CLUSTERSTACK_REQUIRE_SIGNING_KEY"))
             pub = publish(stack, signer, runner.for_log(ws.log_path(stack.profile.name,
                                                                     "_publish")), progress)
             print(f"published {pub.packages} packages for {pub.suite} at {pub.path}\n"

@@ -14,7 +14,7 @@ import os
 import shlex
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
@@ -59,6 +59,44 @@ class Runner:
     def for_log(self, log_path: Path) -> Runner:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         return replace(self, log_path=log_path)
+
+    def external(self, argv: Sequence[str], output: Iterable[bytes],
+                 wait: Callable[[], int]) -> Result:
+        """Log and tee a command that runs elsewhere (e.g. in a container via an API).
+
+        `output` yields its combined output; `wait` returns its exit status.
+        Failure raises the same CommandError as run().
+        """
+        args = list(argv)
+        cmdline = shlex.join(args)
+        log.info("$ %s", cmdline)
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        logfile = open(self.log_path, "a", encoding="utf-8") if self.log_path else None  # noqa: SIM115
+        try:
+            if logfile:
+                logfile.write(f"$ {cmdline}\n")
+            pending = ""
+            for chunk in output:
+                pending += chunk.decode("utf-8", errors="replace")
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    tail.append(line + "\n")
+                    if logfile:
+                        logfile.write(line + "\n")
+            if pending:
+                tail.append(pending)
+                if logfile:
+                    logfile.write(pending + "\n")
+            returncode = wait()
+            if logfile:
+                logfile.write(f"# exit status {returncode}\n")
+        finally:
+            if logfile:
+                logfile.close()
+        result = Result(args, returncode, "", "".join(tail))
+        if returncode != 0:
+            raise CommandError(args, returncode, result.stderr_tail, self.log_path)
+        return result
 
     def run(
         self,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from . import strategies
 from .build import Builder
-from .errors import ClusterStackError
 
 
 @dataclass
@@ -20,12 +20,10 @@ class PlanRow:
 
 
 def make_plan(builder: Builder) -> list[PlanRow]:
-    stale = {ctx.recipe.name: (ctx, strategy) for ctx, strategy, _ in builder.stale()} \
-        if builder.stack.profile.reachable else {}
+    stale = set(builder.analyse()[2]) if builder.stack.profile.reachable else set()
     rows = []
     for recipe in builder.stack.recipes:
         ctx = builder.context(recipe.name)
-        from . import strategies  # local: strategies import this module's peers
         strategy = strategies.for_recipe(recipe)
         if not builder.stack.profile.reachable and strategy.name == "import":
             rows.append(PlanRow(recipe.name, strategy.name, "unavailable",
@@ -33,10 +31,7 @@ def make_plan(builder: Builder) -> list[PlanRow]:
                                 "base archive not reachable: rendered and unit-tested only",
                                 recipe.reason))
             continue
-        try:
-            intent = strategy.intent(ctx)
-        except ClusterStackError:
-            raise
+        intent = strategy.intent(ctx)
         action = intent.action if recipe.name in stale else "up-to-date"
         rows.append(PlanRow(recipe.name, strategy.name, action, intent.source, intent.version,
                             intent.detail, recipe.reason))

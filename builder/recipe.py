@@ -23,6 +23,8 @@ class Recipe:
     profiles: tuple[str, ...] | None
     spec: dict[str, Any]       # the strategy's own section, e.g. data["import"]
     directory: Path
+    add_depends: tuple[str, ...] = ()
+    forbid_linkage: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -41,9 +43,19 @@ class Recipe:
         return self.profiles is None or profile_name in self.profiles
 
 
-def load(directory: Path) -> Recipe:
+def load(directory: Path, profile: str | None = None) -> Recipe:
     path = directory / RECIPE_FILE
     data = datafile.load(path, "recipe")
+    override = data.pop("overrides", {}).get(profile, {})
+    if override:
+        data.update(override)
+        if data["strategy"] not in data:
+            raise InputError(path, f"strategy {data['strategy']} has no '{data['strategy']}' "
+                             "section", line=data["__lines__"].get(f"overrides.{profile}"),
+                             key=f"overrides.{profile}")
+        prefix = f"overrides.{profile}."
+        data["__lines__"].update({k[len(prefix):]: v for k, v in data["__lines__"].items()
+                                  if k.startswith(prefix)})
     if data["name"] != directory.name:
         raise InputError(path, f"name '{data['name']}' does not match its folder "
                          f"'{directory.name}'", key="name")
@@ -56,16 +68,18 @@ def load(directory: Path) -> Recipe:
         profiles=tuple(profiles) if profiles is not None else None,
         spec=data[data["strategy"]],
         directory=directory,
+        add_depends=tuple(data.get("build", {}).get("add_depends", [])),
+        forbid_linkage=tuple(data.get("build", {}).get("forbid_linkage", [])),
         lines=data["__lines__"],
     )
 
 
-def load_all(packaging_dir: Path) -> list[Recipe]:
+def load_all(packaging_dir: Path, profile: str | None = None) -> list[Recipe]:
     recipes = []
     for directory in sorted(p for p in packaging_dir.iterdir() if p.is_dir()):
         if directory.name in NOT_COMPONENTS or directory.name.startswith("."):
             continue
         if not (directory / RECIPE_FILE).is_file():
             raise InputError(directory / RECIPE_FILE, "component folder has no recipe")
-        recipes.append(load(directory))
+        recipes.append(load(directory, profile))
     return recipes

@@ -26,7 +26,7 @@ MAINTAINER = "ClusterStack Builders <builders@clusterstack.invalid>"
 class ControlInfo:
     source: str
     binaries: tuple[str, ...]
-    build_depends: tuple[str, ...]     # package names, alternatives flattened
+    build_depends: tuple[tuple[str, ...], ...]   # groups of alternatives, by name
     architectures: tuple[str, ...]
 
 
@@ -97,14 +97,49 @@ def read_control(debian_dir: Path) -> ControlInfo:
     binaries = [p for p in paras[1:] if "Package" in p]
     if not binaries:
         raise InputError(path, "no binary package paragraph (Package: ...)")
-    deps: list[str] = []
+    deps: list[tuple[str, ...]] = []
     for fieldname in ("Build-Depends", "Build-Depends-Indep", "Build-Depends-Arch"):
-        if value := paras[0].get(fieldname, "").strip():
-            for rel in PkgRelation.parse_relations(value):
-                deps.extend(alt["name"] for alt in rel)
+        # Empty items (a trailing comma) are dropped before python-debian sees them.
+        items = [i.strip() for i in paras[0].get(fieldname, "").split(",") if i.strip()]
+        for rel in PkgRelation.parse_relations(", ".join(items)) if items else []:
+            deps.append(tuple(alt["name"] for alt in rel))
     return ControlInfo(
         source=paras[0]["Source"],
         binaries=tuple(p["Package"] for p in binaries),
         build_depends=tuple(deps),
         architectures=tuple(sorted({a for p in binaries for a in p["Architecture"].split()})),
     )
+
+
+def prepend_changelog(debian_dir: Path, version: str, distribution: str,
+                      changes: list[str], maintainer: str = MAINTAINER) -> None:
+    """Add our entry on top of an existing changelog.
+
+    Dated one day after the entry below it: deterministic (the build is
+    reproducible) and never older than what it follows.
+    """
+    path = debian_dir / "changelog"
+    log = Changelog(path.read_text(encoding="utf-8"))
+    previous = email.utils.parsedate_to_datetime(log.date).timestamp()
+    log.new_block(
+        package=log.package, version=version, distributions=distribution, urgency="medium",
+        author=maintainer, date=email.utils.formatdate(previous + 86400),
+        changes=["", *[f"  * {c}" for c in changes], ""],
+    )
+    path.write_text(str(log), encoding="utf-8")
+
+
+def edit_control(debian_dir: Path, *, add_build_depends: list[str],
+                 drop_build_depends: list[str], drop_binaries: list[str]) -> None:
+    """Our control delta, applied with python-debian rather than by text edits."""
+    path = debian_dir / "control"
+    paras = list(Deb822.iter_paragraphs(path.read_text(encoding="utf-8")))
+    src = paras[0]
+    if add_build_depends or drop_build_depends:
+        rels = PkgRelation.parse_relations(src.get("Build-Depends", ""))
+        drop = set(drop_build_depends)
+        rels = [r for r in rels if not any(alt["name"] in drop for alt in r)]
+        rels += PkgRelation.parse_relations(", ".join(add_build_depends))
+        src["Build-Depends"] = "\n " + ",\n ".join(PkgRelation.str([r]) for r in rels)
+    kept = [p for p in paras[1:] if p.get("Package") not in set(drop_binaries)]
+    path.write_text("\n".join(p.dump() for p in [src, *kept]), encoding="utf-8")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import profile as profiles
 from . import recipe as recipes
@@ -20,10 +20,21 @@ class Stack:
 
     @classmethod
     def load(cls, workspace: Workspace, profile_name: str,
-             only: list[str] | None = None) -> Stack:
+             only: list[str] | None = None, imported: list[str] | None = None) -> Stack:
+        """`imported`: components to take as Debian's binaries for this run instead
+        of building them (a quick run; their state is kept apart by its own key)."""
         profile = profiles.load(workspace.stack_dir, profile_name)
-        everything = [r for r in recipes.load_all(workspace.packaging_dir)
+        everything = [r for r in recipes.load_all(workspace.packaging_dir, profile.name)
                       if r.applies_to(profile.name)]
+        for name in imported or []:
+            match = [r for r in everything if r.name == name]
+            if not match:
+                raise ClusterStackError(f"--import {name}: no such component")
+            r = match[0]
+            source = r.spec.get("source", r.name)
+            everything[everything.index(r)] = replace(
+                r, strategy="import", spec={"source": source},
+                reason=f"taken from the base archive for this run (--import {name})")
         if only:
             known = {r.name for r in everything}
             unknown = [c for c in only if c not in known]

@@ -18,6 +18,9 @@ class ComponentState:
     debs: list[str] = field(default_factory=list)          # file names in artifacts dir
     source_files: list[str] = field(default_factory=list)
     lintian: dict[str, int] = field(default_factory=dict)
+    own_key: str = ""             # digest of the component's own inputs only
+    binaries: list[str] = field(default_factory=list)           # from debian/control
+    build_depends: list[list[str]] = field(default_factory=list)
     duration: float = 0.0
     finished: float = 0.0
 

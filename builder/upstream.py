@@ -41,6 +41,7 @@ class BinaryPackage:
     size: int
     base_uri: str
     suite: str
+    provides: str = ""
 
     @property
     def url(self) -> str:
@@ -49,6 +50,23 @@ class BinaryPackage:
     @property
     def deb_name(self) -> str:
         return self.filename.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class SourcePackage:
+    package: str
+    version: str
+    directory: str
+    files: list[tuple[str, str, int]]     # (name, sha256, size), the .dsc first
+    base_uri: str
+    suite: str
+
+    @property
+    def dsc(self) -> str:
+        return self.files[0][0]
+
+    def url(self, name: str) -> str:
+        return f"{self.base_uri}/{self.directory}/{name}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,10 @@ class VerifiedRelease:
     @property
     def label(self) -> str:
         return f"{self.archive.uri} {self.suite}"
+
+
+# Bump when the parsed-index format changes, so old memos are not read.
+MEMO_FORMAT = "v2"
 
 
 def check_gpgv_status(status: str, what: str) -> None:
@@ -79,8 +101,8 @@ def check_gpgv_status(status: str, what: str) -> None:
 
 def _parse_packages(text: str, base_uri: str, suite: str) -> list[BinaryPackage]:
     out = []
-    field = re.compile(r"^(Package|Version|Architecture|Source|Filename|SHA256|Size): (.*)$",
-                       re.M)
+    field = re.compile(
+        r"^(Package|Version|Architecture|Source|Filename|SHA256|Size|Provides): (.*)$", re.M)
     for para in text.split("\n\n"):
         f = dict(field.findall(para))
         if "Package" not in f or "Filename" not in f or "SHA256" not in f:
@@ -90,8 +112,26 @@ def _parse_packages(text: str, base_uri: str, suite: str) -> list[BinaryPackage]
             package=f["Package"], version=f["Version"], architecture=f["Architecture"],
             source=source, source_version=src_ver.strip("()") or f["Version"],
             filename=f["Filename"], sha256=f["SHA256"], size=int(f.get("Size", 0)),
-            base_uri=base_uri, suite=suite,
+            base_uri=base_uri, suite=suite, provides=f.get("Provides", ""),
         ))
+    return out
+
+
+def _parse_sources(text: str, base_uri: str, suite: str) -> list[SourcePackage]:
+    out = []
+    single = re.compile(r"^(Package|Version|Directory): (.*)$", re.M)
+    for para in text.split("\n\n"):
+        f = dict(single.findall(para))
+        sums = re.search(r"^Checksums-Sha256:\n((?: .*\n?)+)", para, re.M)
+        if "Package" not in f or not sums:
+            continue
+        files = []
+        for line in sums.group(1).splitlines():
+            sha, size, name = line.split()
+            files.append((name, sha, int(size)))
+        files.sort(key=lambda e: not e[0].endswith(".dsc"))
+        out.append(SourcePackage(f["Package"], f["Version"], f.get("Directory", ""), files,
+                                 base_uri, suite))
     return out
 
 
@@ -143,28 +183,63 @@ class UpstreamArchive:
         joined = "\n".join(f"{r.label} {r.inrelease_sha256}" for r in self.releases)
         return hashlib.sha256(joined.encode()).hexdigest()
 
-    def _packages_of(self, rel: VerifiedRelease, component: str, arch: str
-                     ) -> list[BinaryPackage]:
-        base = f"{component}/binary-{arch}/Packages"
+    def _index(self, rel: VerifiedRelease, base: str) -> str:
+        """The text of one index (e.g. main/source/Sources), verified by the Release."""
         decoders = {".xz": lzma.decompress, "": bytes}
         suffix = next((s for s in decoders if base + s in rel.sha256), None)
         if suffix is None:
             raise VerificationError(f"{rel.label}: Release lists no {base} index")
         name, decode = base + suffix, decoders[suffix]
         sha, size = rel.sha256[name]
-        memo = self.fetcher.cache_dir / "indices" / f"{sha}.json"
-        if memo.is_file():
-            return [BinaryPackage(**d) for d in json.loads(memo.read_text())]
         directory = f"{rel.archive.uri}/dists/{rel.suite}"
-        url = (f"{directory}/{component}/binary-{arch}/by-hash/SHA256/{sha}" if rel.by_hash
+        url = (f"{directory}/{name.rsplit('/', 1)[0]}/by-hash/SHA256/{sha}" if rel.by_hash
                else f"{directory}/{name}")
-        data = decode(self.fetcher.fetch_verified(url, sha, size).read_bytes())
-        pkgs = _parse_packages(data.decode("utf-8", "replace"), rel.archive.uri, rel.suite)
+        return decode(self.fetcher.fetch_verified(url, sha, size).read_bytes()).decode(
+            "utf-8", "replace")
+
+    def _memo(self, rel: VerifiedRelease, base: str, parse, cls):
+        """Parsed index entries, memoised by the index checksum (indices are big)."""
+        sha = rel.sha256.get(base + ".xz", rel.sha256.get(base, ("none", 0)))[0]
+        memo = self.fetcher.cache_dir / "indices" / f"{sha}.{MEMO_FORMAT}.json"
+        if memo.is_file():
+            return [cls(**d) for d in json.loads(memo.read_text())]
+        entries = parse(self._index(rel, base), rel.archive.uri, rel.suite)
         memo.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo.with_suffix(".tmp")
-        tmp.write_text(json.dumps([asdict(p) for p in pkgs]))
+        tmp.write_text(json.dumps([asdict(e) for e in entries]))
         tmp.replace(memo)
-        return pkgs
+        return entries
+
+    def _packages_of(self, rel: VerifiedRelease, component: str, arch: str
+                     ) -> list[BinaryPackage]:
+        return self._memo(rel, f"{component}/binary-{arch}/Packages", _parse_packages,
+                          BinaryPackage)
+
+    def sources_of(self, rel: VerifiedRelease, component: str) -> list[SourcePackage]:
+        return self._memo(rel, f"{component}/source/Sources", _parse_sources, SourcePackage)
+
+    def source_package(self, name: str, version: str) -> SourcePackage | None:
+        """The source package `name` at exactly `version`, from any suite."""
+        for rel in self.releases:
+            for component in rel.archive.components:
+                for src in self.sources_of(rel, component):
+                    if src.package == name and src.version == version:
+                        return src
+        return None
+
+    def source_versions(self, name: str) -> list[str]:
+        return sorted({s.version for rel in self.releases for c in rel.archive.components
+                       for s in self.sources_of(rel, c) if s.package == name}, key=Version)
+
+    @cached_property
+    def provided(self) -> set[str]:
+        """Every binary package name, real or virtual, the base archive offers."""
+        names: set[str] = set()
+        for pkgs in self.by_source.values():
+            for p in pkgs:
+                names.add(p.package)
+                names.update(x.split()[0] for x in p.provides.split(",") if x.strip())
+        return names
 
     @cached_property
     def by_source(self) -> dict[str, list[BinaryPackage]]:

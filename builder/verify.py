@@ -20,9 +20,12 @@ from .progress import Progress
 from .publish import KEY_BASENAME
 from .serve import serve
 from .stack import Stack
+from .upstart.lint import ERROR, lint_file, main_exec_paths
+from .upstart.parser import parse
 
 NODE_SEED = "cluster-node"
 TASKS_PACKAGE = "cluster-tasks"
+UPSTART_PACKAGE = "cluster-stack-upstart"
 
 
 @dataclass
@@ -136,9 +139,26 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
             assert version, f"tasksel did not install {seed.key}"
             return f"tasksel install {NODE_SEED} -> {seed.key} {version}"
 
+        def upstart_jobs() -> str:
+            root.run(["apt-get", "install", "-y", UPSTART_PACKAGE])
+            jobs = sorted((root.path / "etc/init").glob("*.conf"))
+            assert jobs, f"{UPSTART_PACKAGE} installed no /etc/init/*.conf"
+            errors = [str(f) for job in jobs for f in lint_file(job, runner=runner)
+                      if f.severity == ERROR]
+            assert not errors, errors[0]
+            # Each installed daemon's job must exec a file that is really there.
+            for name in ("corosync", "pacemaker"):
+                path = root.path / f"etc/init/{name}.conf"
+                job = parse(path.read_text(encoding="utf-8"), str(path))
+                for _, program in main_exec_paths(job):
+                    assert (root.path / program.lstrip("/")).exists(), \
+                        f"{name}.conf execs {program}, not installed"
+            return f"{len(jobs)} jobs in /etc/init lint clean; exec paths present"
+
         try:
             if step("fresh root", fresh_root) and step("apt-get update (signature)", add_repo):
-                step(f"apt-get install {seed.key}", install_meta)
+                if step(f"apt-get install {seed.key}", install_meta):
+                    step(f"{UPSTART_PACKAGE} installed", upstart_jobs)
                 if step("tasksel --list-tasks", task_listed):
                     step(f"tasksel install {NODE_SEED}", task_install)
         except CommandError as exc:  # pragma: no cover - step() catches these

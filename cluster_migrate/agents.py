@@ -68,7 +68,7 @@ RESOURCE_AGENTS: dict[str, AgentRule] = {
                  "force_fsck": "Filesystem runs fsck itself by default (run_fsck=auto)",
                  "use_findmnt": "not needed", "no_unmount": "not supported by Filesystem"},
         booleans=("force_unmount",), monitor="20s",
-        timeouts={"start": "60s", "stop": "60s"}),
+        timeouts={"monitor": "40s", "start": "60s", "stop": "60s"}),
     "netfs": AgentRule(
         "ocf", "heartbeat", "Filesystem",
         params={"mountpoint": "directory", "fstype": "fstype", "options": "options",
@@ -76,7 +76,7 @@ RESOURCE_AGENTS: dict[str, AgentRule] = {
         dropped={"no_unmount": "not supported by Filesystem", "nfslock": _NFSLOCK,
                  "use_findmnt": "not needed", "self_fence": "use on-fail=fence if still wanted"},
         booleans=("force_unmount",), monitor="20s",
-        timeouts={"start": "60s", "stop": "60s"}),
+        timeouts={"monitor": "40s", "start": "60s", "stop": "60s"}),
     "clusterfs": AgentRule(
         "ocf", "heartbeat", "Filesystem",
         params={"device": "device", "mountpoint": "directory", "fstype": "fstype",
@@ -85,7 +85,7 @@ RESOURCE_AGENTS: dict[str, AgentRule] = {
                  "fsid": "only used by NFS exports below it (inherited there)",
                  "nfsrestart": "not supported by Filesystem"},
         booleans=("force_unmount",), monitor="20s",
-        timeouts={"start": "60s", "stop": "60s"}),
+        timeouts={"monitor": "40s", "start": "60s", "stop": "60s"}),
     "lvm": AgentRule(
         "ocf", "heartbeat", "LVM-activate",
         params={"vg_name": "vgname", "lv_name": "lvname"},

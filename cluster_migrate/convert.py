@@ -64,7 +64,7 @@ class Converter:
         self.cluster = cluster
         self.report = report
         self.ids = Ids()
-        self.config = Configuration(cluster.name, [(n.nodeid, n.name) for n in cluster.nodes])
+        self.config = Configuration(cluster.name)
         # how often each shared resource is referenced: shared ones used twice get
         # service-prefixed ids so that neither reads as "the" resource
         self.ref_counts: dict[tuple[str, str], int] = {}
@@ -85,6 +85,7 @@ class Converter:
         self.report.info("resources", "resource-stickiness=100 by default: like rgmanager, "
                          "a running service is not moved when a node rejoins", None)
         self._rm_options()
+        self._other_sections()
         self._detect_shared_storage()
         for svc in self.cluster.services:
             self._count_refs(svc.children)
@@ -111,6 +112,29 @@ class Converter:
             if el.tag == "events":
                 self.report.error("resources", "<events> (central_processing scripts) not "
                                   "carried over: express the rules as constraints", el.line)
+
+    def _other_sections(self) -> None:
+        """Top-level sections with no Pacemaker counterpart: say so, with their lines."""
+        fd = self.cluster.fence_daemon
+        if fd is not None:
+            for key, value in fd.attrs.items():
+                if key == "post_fail_delay" and value not in ("", "0"):
+                    self.report.warning("fencing", f"<fence_daemon post_fail_delay={value}> not "
+                                        f"carried over: use pcmk_delay_base on the fence "
+                                        f"devices if a delay before fencing is still wanted",
+                                        fd.line)
+                else:
+                    self.report.info("fencing", f"<fence_daemon {key}={value!r}> not carried "
+                                     f"over: Pacemaker's fencer has no such option", fd.line)
+        for el in self.cluster.other:
+            self.report.warning("cluster", f"<{el.tag}> not carried over: no counterpart in "
+                                f"corosync 3 or Pacemaker (check whether its settings still "
+                                f"matter)", el.line)
+        if (len(self.cluster.nodes) == 2 and self.cluster.fence_devices
+                and not any("delay" in d.attrs for d in self.cluster.fence_devices.values())):
+            self.report.warning("fencing", "two-node cluster: set pcmk_delay_max (e.g. 15s) on "
+                                "one fence device so that both nodes cannot fence each other "
+                                "at once after a split", None)
 
     def _detect_shared_storage(self) -> None:
         """GFS2 needs dlm (and lvmlockd where clvmd ran): set them up once, cluster-wide."""
@@ -211,6 +235,10 @@ class Converter:
             self.report.info("recovery", f"{svc.name}: recovery=relocate -> "
                              f"migration-threshold=1 (move on first failure)", line)
         elif recovery in ("restart", "restart-disable"):
+            if max_restarts and not max_restarts.isdigit():
+                self.report.warning("recovery", f"{svc.name}: max_restarts={max_restarts!r} "
+                                    f"is not a number; ignored", line)
+                max_restarts = ""
             if max_restarts and max_restarts != "0":
                 meta["migration-threshold"] = str(int(max_restarts) + 1)
                 self.report.info("recovery", f"{svc.name}: max_restarts={max_restarts} -> "
@@ -295,9 +323,9 @@ class Converter:
                              {"target-role": "Stopped"}, [Op("monitor", "30s")])
             self.report.error("agent", f"{where}: rgmanager agent '{res.type}' has no "
                               f"Pacemaker counterpart; placeholder {rid} "
-                              f"(ocf:rgmanager:{res.type}) is left Stopped, and the "
-                              f"resources after it in group {svc.name} cannot start until it "
-                              f"is replaced", res.line)
+                              f"(ocf:rgmanager:{res.type}) is left Stopped; the resources "
+                              f"after it in group {svc.name} cannot start, and crmsh/pcs "
+                              f"refuse the placeholder, until it is replaced", res.line)
             return prim
         params: dict[str, str] = dict(rule.fixed)
         for key, value in res.attrs.items():
@@ -428,6 +456,8 @@ class Converter:
         """<action> overrides -> operations; status depths become OCF_CHECK_LEVEL."""
         monitors: list[Action] = [a for a in res.actions if a.name in ("status", "monitor")]
         if monitors:
+            default_timeout = next((op.timeout for op in prim.ops
+                                    if op.name == "monitor" and op.timeout), "20s")
             prim.ops = [op for op in prim.ops if op.name != "monitor"]
             used: set[str] = set()
             for act in monitors:
@@ -440,7 +470,7 @@ class Converter:
                 if act.depth and act.depth not in ("*", "0"):
                     params["OCF_CHECK_LEVEL"] = act.depth
                 prim.ops.append(Op("monitor", interval, _seconds(act.timeout) if act.timeout
-                                   else "20s", params=params))
+                                   else default_timeout, params=params))
                 self.report.info("operation", f"{where}: status action (depth "
                                  f"{act.depth or '*'}) -> monitor interval={interval}",
                                  act.line)
@@ -471,9 +501,13 @@ class Converter:
             self.report.warning("recovery", f"{where}: __independent_subtree=2 (non-critical) "
                                 f"-> monitor on-fail=stop: a failure stops it (and the group "
                                 f"members after it) without moving the service", res.line)
-        restarts = a.get("__max_restarts") or a.get("__max_failures")
+        restarts = (a.get("__max_restarts") or a.get("__max_failures") or "").strip()
         expire = a.get("__restart_expire_time") or a.get("__failure_expire_time")
-        if restarts and restarts.strip() not in ("", "0"):
+        if restarts and not restarts.isdigit():
+            self.report.warning("recovery", f"{where}: failure limit {restarts!r} is not a "
+                                f"number; ignored", res.line)
+            restarts = ""
+        if restarts and restarts != "0":
             extra = 1 if "__max_restarts" in a else 0
             prim.meta["migration-threshold"] = str(int(restarts) + extra)
             self.report.info("recovery", f"{where}: per-resource failure limit -> "

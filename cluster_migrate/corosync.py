@@ -109,6 +109,10 @@ def render_corosync(cluster: Cluster, addresses: dict[str, list[str]],
     out.append("nodelist {")
     for node in cluster.nodes:
         addrs = (addresses.get(node.name) or [node.name, *node.altnames])[:links]
+        if not node.nodeid_given:
+            report.warning("corosync", f"node {node.name} has no nodeid in cluster.conf; "
+                           f"nodeid {node.nodeid} (its position) is used, as corosync 3 "
+                           f"needs one", node.line)
         if node.name not in addresses:
             report.info("corosync", f"node {node.name}: ring addresses are host names; "
                         f"corosync resolves them at start (or pass --address "
@@ -143,7 +147,9 @@ def render_corosync(cluster: Cluster, addresses: dict[str, list[str]],
     elif expected is not None:
         qd_votes = 0
         if cluster.quorumd is not None:
-            qd_votes = int(cluster.quorumd.attrs.get("votes", len(cluster.nodes) - 1) or 0)
+            # qdiskd's default was (number of nodes - 1) votes
+            votes = cluster.quorumd.attrs.get("votes", "")
+            qd_votes = int(votes) if votes.isdigit() else len(cluster.nodes) - 1
         if expected - qd_votes != total:
             out.append(f"    expected_votes: {expected - qd_votes}")
             report.warning("quorum", f"expected_votes={expected} (minus {qd_votes} quorum-disk "

@@ -26,15 +26,18 @@ class _Bucket:
     prim_id: str = ""
 
 
-def _rename(attrs: dict[str, str], where: str, line: int, report: Report) -> dict[str, str]:
+def _rename(attrs: dict[str, str], where: str, line: int, report: Report | None
+            ) -> dict[str, str]:
+    """Old fence parameter names -> today's; report=None when already reported once."""
     out: dict[str, str] = {}
     for key, value in attrs.items():
         if key in FENCE_DROPPED:
-            report.warning("fencing", f"{where}: {key}={value!r} not carried over: "
-                           f"{FENCE_DROPPED[key]}", line)
+            if report:
+                report.warning("fencing", f"{where}: {key}={value!r} not carried over: "
+                               f"{FENCE_DROPPED[key]}", line)
             continue
         new = FENCE_PARAM_RENAMES.get(key, key)
-        if new != key:
+        if new != key and report:
             report.info("fencing", f"{where}: parameter {key} renamed to {new}", line)
         out[new] = value
     return out
@@ -107,7 +110,7 @@ def convert_fencing(cluster: Cluster, config: Configuration, ids: Ids, report: R
                 base = f"fence-{name}-{next(iter(bucket.ports))}"
             bucket.prim_id = ids.take(base)
             where = f"fence device {name}"
-            params = _rename(dev.attrs, where, dev.line, report)
+            params = _rename(dev.attrs, where, dev.line, report if i == 0 else None)
             params.update(_rename(dict(bucket.extra), where, dev.line, report))
             nodes = list(bucket.ports)
             if any(p is not None for p in bucket.ports.values()):

@@ -50,6 +50,8 @@ class Node:
     methods: list[FenceMethod]
     unfence: list[FenceDeviceRef]
     line: int
+    # False when cluster.conf had no nodeid and the converter numbered the node
+    nodeid_given: bool = True
 
 
 @dataclass

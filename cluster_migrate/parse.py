@@ -126,9 +126,11 @@ def _nodes(root: XmlNode) -> list[Node]:
             unfence = [FenceDeviceRef(d.attrs.get("name", ""),
                                       {k: v for k, v in d.attrs.items() if k != "name"}, d.line)
                        for d in unf.findall("device")]
-        node = Node(name, nodeid, _int(cn, "votes", 1) or 1,
+        votes = _int(cn, "votes", 1)
+        assert votes is not None
+        node = Node(name, nodeid, votes,
                     [a.attrs["name"] for a in cn.findall("altname") if a.attrs.get("name")],
-                    methods, unfence, cn.line)
+                    methods, unfence, cn.line, nodeid_given="nodeid" in cn.attrs)
         seen_ids[nodeid] = node
         seen_names[name] = node
         nodes.append(node)
@@ -231,9 +233,6 @@ def _services(rm: XmlNode | None, domains: dict[str, Domain]) -> list[Service]:
     for el in rm.children:
         if el.tag in RM_NON_RESOURCES:
             continue
-        if el.tag not in ("service", "vm"):
-            # rgmanager accepted other top-level resources; treat them as one-member services.
-            pass
         name = el.attrs.get("name") or el.attrs.get("ref")
         if not name:
             raise MigrateError(f"<{el.tag}> under <rm> without a name", el.line)
@@ -250,7 +249,8 @@ def _services(rm: XmlNode | None, domains: dict[str, Domain]) -> list[Service]:
             svc.children = [_resolve(c, shared, [], label)
                             for c in el.children if c.tag != "action"]
         else:
-            # A vm (or another top-level resource) is itself the single resource.
+            # A vm (or any other resource rgmanager accepted directly under <rm>) is
+            # itself the single resource of its unit.
             res = _resolve(el, shared, [], label)
             svc = Service(name, "vm" if el.tag == "vm" else "service", dict(res.attrs),
                           el.line, children=[res])

@@ -95,7 +95,6 @@ class FencingLevel:
 @dataclass
 class Configuration:
     cluster_name: str
-    nodes: list[tuple[int, str]]
     properties: dict[str, str] = field(default_factory=dict)
     rsc_defaults: dict[str, str] = field(default_factory=dict)
     op_defaults: dict[str, str] = field(default_factory=dict)

@@ -131,6 +131,17 @@ def _pcs_create(p: Primitive, extra: list[str]) -> str:
     return " ".join(words)
 
 
+def _pcs_clone(clone: Clone) -> list[str]:
+    """`clone|promotable <clone id> <options>`; pcs would name it <child>-clone too."""
+    child = clone.child
+    meta = {k: v for k, v in clone.meta.items() if k != "promotable"}
+    verb = "promotable" if clone.promotable else "clone"
+    words = [verb, child.id, clone.id] if isinstance(child, Group) else [verb, clone.id]
+    if meta:
+        words.append(_kv(meta))
+    return words
+
+
 def render_pcs(config: Configuration) -> str:
     pcs = 'pcs -f "$CIB" $PCS_OPTS'
     lines = [
@@ -159,15 +170,14 @@ def render_pcs(config: Configuration) -> str:
                 lines.append(_pcs_create(m, ["--group", child.id]))
             if child.meta:
                 lines.append(f"{pcs} resource meta {child.id} {_kv(child.meta)}")
+        elif isinstance(r, Clone):
+            # cloned at creation: 'pcs resource promotable' insists on reading the agent's
+            # metadata even with --force, 'create ... promotable' does not
+            lines.append(_pcs_create(child, _pcs_clone(r)))
         else:
             lines.append(_pcs_create(child, []))
-        if isinstance(r, Clone):
-            meta = {k: v for k, v in r.meta.items() if k != "promotable"}
-            verb = "promotable" if r.promotable else "clone"
-            # pcs names the clone <child>-clone; the CIB uses the same convention.
-            lines.append(f"{pcs} resource {verb} {child.id} {_kv(meta)}".rstrip())
-            if r.id != f"{child.id}-clone":
-                lines.append(f"# note: the CIB names this clone {r.id}")
+        if isinstance(r, Clone) and isinstance(child, Group):
+            lines.append(f"{pcs} resource {' '.join(_pcs_clone(r))}".rstrip())
     for c in config.constraints:
         if isinstance(c, Location):
             role = f"role={c.role} " if c.role else ""

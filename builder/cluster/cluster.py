@@ -7,6 +7,8 @@ import os
 import shutil
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ class Membership:
     """What `crm_mon` on one node reports."""
 
     online: set[str]
+    standby: set[str]
     dc: str | None
     resources: dict[str, str]  # resource id -> node it is active on
 
@@ -36,8 +39,9 @@ def parse_crm_mon(xml_text: str) -> Membership:
     """Read `crm_mon -1 --output-as=xml` (pacemaker 2.1+)."""
     root = ET.fromstring(xml_text)
     # Only the <nodes> section: resources have <node> children too.
-    online = {n.get("name", "") for n in root.findall("nodes/node")
-              if n.get("online") == "true" and n.get("standby") != "true"}
+    nodes = root.findall("nodes/node")
+    online = {n.get("name", "") for n in nodes if n.get("online") == "true"}
+    standby = {n.get("name", "") for n in nodes if n.get("standby") == "true"}
     dc_el = root.find("summary/current_dc")
     dc = dc_el.get("name") if dc_el is not None and dc_el.get("present") == "true" else None
     resources: dict[str, str] = {}
@@ -48,7 +52,7 @@ def parse_crm_mon(xml_text: str) -> Membership:
                 node = res.find("node")
                 if node is not None:
                     resources[res.get("id", "")] = node.get("name", "")
-    return Membership(online, dc, resources)
+    return Membership(online, standby, dc, resources)
 
 
 class Cluster:
@@ -70,6 +74,7 @@ class Cluster:
         self.namespaces: set[str] = set()  # every namespace made, for the leak check
         self.memory = MemorySampler(self._pid_namespaces, str(run_dir.resolve()))
         self.macs: dict[str, str] = {}
+        self._power = ThreadPoolExecutor(max_workers=1, thread_name_prefix="power")
 
     def _make_node(self, name: str, address: str) -> Node:
         return Node(name, address, self.lower, self.run_dir / "nodes" / name, self.shared,
@@ -118,14 +123,25 @@ class Cluster:
         self._remember_namespaces(self.switch.pid, ("net",))
         self.controller.start()
         for node in [*self.nodes, self.client]:
-            node.boot()
-            assert node.init_pid is not None
-            self._remember_namespaces(node.init_pid, ("pid", "net", "mnt", "uts", "ipc"))
-            self.switch.plug(node.port, node.init_pid, node.address)
-            self.macs[node.name] = node.root_path("/sys/class/net/eth0/address").read_text().strip()
+            self._boot_node(node)
         for node in self.nodes:
-            self.controller.add(FenceTarget(node.name, node.alive,
-                                            lambda n=node: self.power_off(n)))
+            self.controller.add(FenceTarget(
+                node.name, node.alive,
+                lambda n=node: self._on_power_thread(self.power_off, n),
+                lambda n=node: self._on_power_thread(self.power_on, n)))
+
+    def _boot_node(self, node: Node) -> None:
+        node.boot()
+        assert node.init_pid is not None
+        self._remember_namespaces(node.init_pid, ("pid", "net", "mnt", "uts", "ipc"))
+        self.switch.plug(node.port, node.init_pid, node.address)
+        self.macs[node.name] = node.root_path("/sys/class/net/eth0/address").read_text().strip()
+
+    def _on_power_thread(self, action: Callable[[Node], None], node: Node) -> None:
+        # A node is tied to the thread that started it (PR_SET_PDEATHSIG is per thread),
+        # and the fence controller answers each request on a short-lived thread: power
+        # actions run on one worker that lives as long as the cluster.
+        self._power.submit(action, node).result(timeout=120)
 
     def start_daemons(self) -> float:
         """Let every node start corosync and pacemaker; returns the monotonic start time."""
@@ -139,7 +155,14 @@ class Cluster:
         """Hard power-off: every process of the node dies, and its cable is pulled."""
         node.kill()
         self.switch.unplug(node.port)
-        node.fenced = True
+
+    def power_on(self, node: Node) -> None:
+        """Boot a powered-off node again from its own disk (its overlay's upper layer)."""
+        if node.alive():
+            return
+        self.switch.unplug(node.port)  # should a kill have left the cable in
+        self._boot_node(node)
+        node.go("cluster")
 
     # --- observe -----------------------------------------------------------------------
 
@@ -179,10 +202,11 @@ class Cluster:
 
     def teardown(self) -> list[str]:
         """Stop everything; return what was left behind (empty when clean)."""
+        self.controller.stop()  # no fencing request may boot a node from here on
+        self._power.shutdown(wait=True)
         for node in [*self.nodes, self.client]:
             node.kill()
         self.switch.stop()
-        self.controller.stop()
         self.memory.stop()
         return self.leftovers()
 

@@ -98,10 +98,12 @@ def pacemaker_defaults() -> str:
     return "PCMK_logfile=/var/log/pacemaker/pacemaker.log\nPCMK_logfacility=none\n"
 
 
-def crm_base_config() -> str:
+def crm_base_config(fence_action: str = "reboot") -> str:
     """Cluster options and the fence device, in crmsh's syntax."""
+    if fence_action not in ("reboot", "off"):
+        raise ValueError(f"fence action must be reboot or off, not {fence_action!r}")
     return (
-        "property cib-bootstrap-options: stonith-enabled=true stonith-action=off "
+        f"property cib-bootstrap-options: stonith-enabled=true stonith-action={fence_action} "
         "stonith-timeout=60s no-quorum-policy=stop\n"
         "rsc_defaults rsc-options: resource-stickiness=100\n"
         f"primitive fence-nsnode stonith:fence_nsnode params socket={FENCE_SOCKET} "

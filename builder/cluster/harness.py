@@ -96,7 +96,8 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
             if root is None:
                 return report
             report.root_build_s = round(root.seconds, 1)
-            run_dir = _new_run_dir(options.cache_dir / "runs")
+            assert options.work_dir is not None  # set by ClusterOptions.__post_init__
+            run_dir = _new_run_dir(options.work_dir)
             cluster = Cluster(root.path, run_dir, options.nodes, runner, options.token_ms)
             _run_scenarios(cluster, options, workload, report, step)
             report.ok = not step.failed
@@ -141,7 +142,7 @@ def _run_scenarios(cluster: Cluster, options: ClusterOptions, workload: str,
         report.formation_s = round(formed, 2)
         report.nodes_up = len(cluster.live_nodes())
     step("service", lambda: scenarios.start_service(cluster, report.stack_shell, workload,
-                                                     timeout))
+                                                     timeout, options.fence_action))
     kill = step("kill fail-over", lambda: scenarios.kill_failover(cluster, workload, timeout))
     if kill is not None:
         report.kill_failover_s = round(kill.seconds, 2)

@@ -43,7 +43,6 @@ class Node:
         self.runner = runner
         self.proc: Background | None = None
         self.init_pid: int | None = None
-        self.fenced = False
 
     @property
     def upper(self) -> Path:
@@ -102,7 +101,6 @@ class Node:
         ]
         self.proc = Background(argv, self.base / "boot.log")
         self.init_pid = self._wait_for_init()
-        self.fenced = False
 
     def _wait_for_init(self, timeout: float = 20) -> int:
         """PID (seen from the host) of the node's PID 1, once it has chrooted."""

@@ -23,17 +23,25 @@ class ClusterOptions:
     scenario: str = "full"  # "short": formation + one kill fail-over; "full": all of issue 7
     output_dir: Path = Path("out/cluster")
     cache_dir: Path = DEFAULT_CACHE
+    # Parent of each run's scratch directory (node overlays, shared disk); on a disk, not
+    # tmpfs. None: cache_dir/runs.
+    work_dir: Path | None = None
     # Corosync token in ms: the default (3000) makes a kill fail-over ~8 s; 1000 halves it.
     token_ms: int = 1000
     step_timeout: float = 120.0
+    # Pacemaker's stonith-action: "reboot" (its default) boots a fenced node again.
+    fence_action: str = "reboot"
 
     def __post_init__(self) -> None:
         if self.scenario not in ("short", "full"):
             raise ValueError(f"scenario must be 'short' or 'full', not {self.scenario!r}")
+        if self.fence_action not in ("reboot", "off"):
+            raise ValueError("fence_action must be 'reboot' or 'off'")
         if not 2 <= self.nodes <= 16:
             raise ValueError("nodes must be between 2 and 16")
         self.output_dir = Path(self.output_dir)
         self.cache_dir = Path(self.cache_dir)
+        self.work_dir = Path(self.work_dir) if self.work_dir else self.cache_dir / "runs"
         self.extra_keys = [Path(k) for k in self.extra_keys]
 
 
@@ -42,7 +50,7 @@ class FenceEvent:
     node: str
     action: str
     requested_by: str
-    at: float  # seconds since the harness started
+    at: float  # seconds since the cluster was set up
     result: str
 
 

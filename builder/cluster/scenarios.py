@@ -154,12 +154,13 @@ def read_row(cluster: Cluster, workload: str, row_id: int) -> str | None:
     return sql(cluster, f"SELECT note FROM items WHERE id = {row_id}")
 
 
-def start_service(cluster: Cluster, shell: str, workload: str, timeout: float) -> str:
+def start_service(cluster: Cluster, shell: str, workload: str, timeout: float,
+                  fence_action: str = "reboot") -> str:
     """Configure fencing and the service group; return the node that serves it."""
     if workload == "mariadb":
         prepare_mariadb(cluster)
-    apply_config(cluster.nodes[0], shell,
-                 config.crm_base_config() + config.crm_workload_config(workload, cluster.plan))
+    apply_config(cluster.nodes[0], shell, config.crm_base_config(fence_action)
+                 + config.crm_workload_config(workload, cluster.plan))
     members = group_members(workload)
     owner = wait_for("the service group to start",
                      lambda: service_owner(cluster, members), timeout)

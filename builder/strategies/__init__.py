@@ -6,10 +6,14 @@ from ..recipe import Recipe
 from ..strategy import Strategy
 from .import_debs import ImportStrategy
 from .native import NativeStrategy
+from .package import PackageStrategy
+from .rebuild import RebuildStrategy
 
 _STRATEGIES: dict[str, type] = {
     "import": ImportStrategy,
     "native": NativeStrategy,
+    "package": PackageStrategy,
+    "rebuild": RebuildStrategy,
 }
 
 

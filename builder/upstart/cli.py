@@ -1,7 +1,8 @@
 """`clusterstack upstart ...`: lint job files, render the project's jobs.
 
-The main CLI mounts this with `configure_parser(sub.add_parser("upstart"))` and
-dispatches to `run(args)`.
+The main CLI mounts `configure_parser` on its `upstart lint` parser (and
+`configure_render_parser` on `upstart render`, when wired) and dispatches to
+`run(args)`, which reads `args.upstart_command`.
 """
 
 from __future__ import annotations
@@ -17,21 +18,23 @@ from .render import UPSTART_DIR, render_all, write
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="upstart_command", required=True)
-    lint = sub.add_parser("lint", help="check Upstart job files against init(5)")
-    lint.add_argument("--deb", action="append", default=[], type=Path, metavar="DEB",
-                      help="check each job's exec path against this .deb's file list "
-                           "(repeatable; paths may come from any of them)")
-    lint.add_argument("--werror", action="store_true", help="treat warnings as errors")
-    lint.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    render = sub.add_parser("render", help="render the project's jobs for a profile and lint them")
-    render.add_argument("--profile", required=True, help="profile name, e.g. trixie, trusty")
-    render.add_argument("--init", required=True, choices=["systemd", "upstart", "sysvinit"])
-    render.add_argument("--runlevel-stop", default="[016]")
-    render.add_argument("--deb", action="append", default=[], type=Path, metavar="DEB")
-    render.add_argument("--upstart-dir", type=Path, default=UPSTART_DIR)
-    render.add_argument("--werror", action="store_true")
-    render.add_argument("dest", type=Path, help="root to write etc/init and etc/default under")
+    """Arguments of `clusterstack upstart lint` (the main CLI owns the `lint` word)."""
+    parser.add_argument("--deb", action="append", default=[], type=Path, metavar="DEB",
+                        help="check each job's exec path against this .deb's file list "
+                             "(repeatable; paths may come from any of them)")
+    parser.add_argument("--werror", action="store_true", help="treat warnings as errors")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+
+def configure_render_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `clusterstack upstart render`: render, lint, write only if clean."""
+    parser.add_argument("--profile", required=True, help="profile name, e.g. trixie, trusty")
+    parser.add_argument("--init", required=True, choices=["systemd", "upstart", "sysvinit"])
+    parser.add_argument("--runlevel-stop", default="[016]")
+    parser.add_argument("--deb", action="append", default=[], type=Path, metavar="DEB")
+    parser.add_argument("--upstart-dir", type=Path, default=UPSTART_DIR)
+    parser.add_argument("--werror", action="store_true")
+    parser.add_argument("dest", type=Path, help="root to write etc/init and etc/default under")
 
 
 def _report(findings: list[Finding], werror: bool) -> int:
@@ -66,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (python -m builder.upstart.cli) until the main CLI mounts us."""
     parser = argparse.ArgumentParser(prog="clusterstack upstart")
-    configure_parser(parser)
+    sub = parser.add_subparsers(dest="upstart_command", required=True)
+    configure_parser(sub.add_parser("lint", help="check Upstart job files against init(5)"))
+    configure_render_parser(sub.add_parser(
+        "render", help="render the project's jobs for a profile and lint them"))
     return run(parser.parse_args(argv))
 
 

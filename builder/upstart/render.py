@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -172,5 +172,11 @@ def write(rendered: Sequence[Rendered], dest: Path) -> list[Path]:
     return written
 
 
-def with_profile(job: JobSpec, **changes: Any) -> JobSpec:
-    return replace(job, **changes)
+def jobs_for_package(rendered: Sequence[Rendered], package: str) -> list[Rendered]:
+    """The jobs a component package carries on an Upstart profile (its daemon's jobs).
+
+    For debhelper 9 (the Upstart era), a job goes in as debian/<package>.<job>.upstart
+    with `dh_installinit --name=<job>`, and its /etc/default text merges into the
+    package's own /etc/default file.
+    """
+    return [r for r in rendered if r.job.package == package]

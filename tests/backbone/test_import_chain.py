@@ -74,7 +74,7 @@ def test_tampered_deb_is_refused(stack: StackUnderTest, fake_archive: FakeArchiv
     assert run(stack, "build") == 1
     err = capsys.readouterr().err
     assert "checksum mismatch for" in err and "libdemo1_1.0-1_all.deb" in err
-    assert "demo (stage fetch)" in err
+    assert "demo (failed at stage fetch)" in err
     assert not (stack.out / "fake/artifacts/demo").exists()
     assert not list((stack.cache / "downloads").rglob("*.part-*"))
 

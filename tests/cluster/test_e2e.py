@@ -31,9 +31,8 @@ pytestmark = [
 ]
 
 
-def harness_leftovers() -> list[str]:
+def harness_leftovers(runs: Path) -> list[str]:
     """Anything of a cluster run still alive: processes chrooted into a run, mounts, scratch."""
-    runs = CACHE / "runs"
     left = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -47,7 +46,7 @@ def harness_leftovers() -> list[str]:
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         if str(runs) in line:
             left.append(f"mount {line.split()[4]}")
-    left += [f"scratch directory {p}" for p in runs.glob("cluster-*")] if runs.exists() else []
+    left += [f"scratch directory {p}" for p in runs.glob("cluster-*")]
     return left
 
 
@@ -68,9 +67,11 @@ def assert_passed(report, nodes: int) -> None:
 def test_short_two_nodes_kill_failover_through_fencing(tmp_path):
     out = tmp_path / "out"
     report = run_cluster(ClusterOptions(nodes=2, scenario="short", output_dir=out,
-                                        cache_dir=CACHE))
+                                        cache_dir=CACHE, work_dir=tmp_path / "runs",
+                                        fence_action="off"))
     assert_passed(report, 2)
-    assert harness_leftovers() == []
+    assert [e.action for e in report.fencing_events] == ["off"]
+    assert harness_leftovers(tmp_path / "runs") == []
     data = json.loads((out / "cluster-report.json").read_text())
     assert data["kill_failover_s"] == report.kill_failover_s
     assert "PASS" in (out / "cluster-report.txt").read_text()
@@ -80,16 +81,19 @@ def test_short_two_nodes_kill_failover_through_fencing(tmp_path):
 
 
 def test_full_three_nodes_mariadb_standby_and_vrrp(tmp_path):
-    report = run_cluster(ClusterOptions(nodes=3, scenario="full", output_dir=tmp_path,
-                                        cache_dir=CACHE))
+    report = run_cluster(ClusterOptions(nodes=3, scenario="full", output_dir=tmp_path / "out",
+                                        cache_dir=CACHE, work_dir=tmp_path / "runs"))
     assert_passed(report, 3)
     assert report.workload == "mariadb"
+    # stonith-action=reboot: the killed node was powered on again by its fencing.
+    killed = report.failovers["kill"]["from"]
+    assert [(e.node, e.action, e.result) for e in report.fencing_events] == [
+        (killed, "off", "ok"), (killed, "on", "ok")]
     standby = report.failovers["standby"]
     assert standby["from"] != standby["to"]
-    assert report.failovers["kill"]["from"] not in (standby["to"],)
     assert report.vrrp_failover_s is not None and report.vrrp_failover_s < 10
     assert report.peak_memory_mib and report.peak_memory_mib > 100
-    assert harness_leftovers() == []
+    assert harness_leftovers(tmp_path / "runs") == []
 
 
 def test_sigterm_mid_run_tears_everything_down(tmp_path):
@@ -98,7 +102,7 @@ def test_sigterm_mid_run_tears_everything_down(tmp_path):
         "import sys\n"
         "from builder.cluster import ClusterOptions, run_cluster\n"
         f"run_cluster(ClusterOptions(nodes=2, scenario='short', output_dir={str(out)!r}, "
-        f"cache_dir={str(CACHE)!r}))\n"
+        f"cache_dir={str(CACHE)!r}, work_dir={str(tmp_path / 'runs')!r}))\n"
     )
     harness = Background([sys.executable, "-c", script], tmp_path / "harness.log")
     commands = out / "commands.log"
@@ -111,7 +115,7 @@ def test_sigterm_mid_run_tears_everything_down(tmp_path):
     assert harness.running(), (tmp_path / "harness.log").read_text()
     status = harness.stop(signal.SIGTERM, timeout=120)
     assert status != 0
-    assert harness_leftovers() == []
+    assert harness_leftovers(tmp_path / "runs") == []
     report = json.loads((out / "cluster-report.json").read_text())
     assert report["ok"] is False
     assert report["steps"]["teardown"] == "ok"

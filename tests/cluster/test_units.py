@@ -130,6 +130,27 @@ def test_agent_fences_through_the_controller(controller):
     assert event.requested_by == socket.gethostname()
 
 
+def test_agent_reboot_is_off_then_on(tmp_path):
+    ctl = FenceController(tmp_path / "fence")
+    machine = Machine()
+    powered_on = []
+
+    def power_on() -> None:
+        powered_on.append(machine.on)  # must come after the power-off
+        machine.on = True
+
+    ctl.add(FenceTarget("node1", lambda: machine.on, machine.off, power_on))
+    ctl.start()
+    try:
+        result = run_agent(ctl, "action=reboot\nnodename=node1\n")
+    finally:
+        ctl.stop()
+    assert result.returncode == 0, result.stderr_tail
+    assert powered_on == [False] and machine.on is True
+    assert [(e.action, e.result) for e in ctl.events] == [("off", "ok"), ("on", "ok")]
+    assert not ctl.socket_path.exists()
+
+
 def test_agent_fails_when_fencing_cannot_be_done(controller):
     ctl, machines = controller
     assert run_agent(ctl, "action=off\nport=node7\n").returncode == 1
@@ -180,6 +201,10 @@ def test_crm_config_enables_fencing_and_groups_vip_with_service():
     plan = config.AddressPlan()
     base = config.crm_base_config()
     assert "stonith-enabled=true" in base
+    assert "stonith-action=reboot" in base
+    assert "stonith-action=off" in config.crm_base_config("off")
+    with pytest.raises(ValueError):
+        config.crm_base_config("poweroff")
     assert f"stonith:fence_nsnode params socket={config.FENCE_SOCKET}" in base
     db = config.crm_workload_config("mariadb", plan)
     assert f"IPaddr2 params ip={plan.db_vip}" in db
@@ -207,16 +232,19 @@ def test_keepalived_conf():
 def test_parse_crm_mon_reads_members_dc_and_resources():
     seen = parse_crm_mon((DATA / "crm_mon-service.xml").read_text())
     assert seen.online == {"node1", "node2", "node3"}
+    assert seen.standby == set()
     assert seen.dc == "node3"
     assert seen.resources == {"fence-nsnode": "node1", "vip": "node2", "db": "node2"}
 
 
-def test_parse_crm_mon_offline_and_standby_nodes_are_not_online():
+def test_parse_crm_mon_offline_and_standby_nodes():
     text = (DATA / "crm_mon-service.xml").read_text()
     text = text.replace('name="node1" id="1" online="true"', 'name="node1" id="1" online="false"')
     text = text.replace('name="node2" id="2" online="true" standby="false"',
                         'name="node2" id="2" online="true" standby="true"')
-    assert parse_crm_mon(text).online == {"node3"}
+    seen = parse_crm_mon(text)
+    assert seen.online == {"node2", "node3"}
+    assert seen.standby == {"node2"}
 
 
 # --- root ---------------------------------------------------------------------------------
@@ -269,6 +297,8 @@ def test_options_validate():
         ClusterOptions(nodes=1)
     with pytest.raises(ValueError):
         ClusterOptions(scenario="medium")
+    with pytest.raises(ValueError):
+        ClusterOptions(fence_action="shutdown")
     assert ClusterOptions(output_dir="x").output_dir == Path("x")
 
 

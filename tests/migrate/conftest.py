@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-from migrate_helpers import GOOD_CONFIGS, Converted, convert
 
-# An editable install made before cluster_migrate/ existed does not map it; the tests
-# import it from the checkout they belong to.
-_REPO = str(Path(__file__).resolve().parents[2])
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
+from .migrate_helpers import GOOD_CONFIGS, Converted, convert
 
 
 @pytest.fixture(scope="session")

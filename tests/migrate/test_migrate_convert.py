@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from migrate_helpers import Converted, line_of, meta, params, primitive_meta
+from .migrate_helpers import CONFIGS, Converted, line_of, meta, params, primitive_meta, run_cli
 
 
 def _corosync_nodes(text: str) -> list[dict[str, str]]:
@@ -30,10 +30,11 @@ def test_nodes_ids_and_altname_links(converted: dict[str, Converted]) -> None:
     assert [n["nodeid"] for n in vm] == ["10", "20", "30"]
     # no altnames: one link only
     assert all("ring1_addr" not in n for n in vm)
+    # node votes carried as quorum_votes (only where not 1)
+    assert [n.get("quorum_votes") for n in vm] == ["2", None, None]
 
 
 def test_node_names_used_as_addresses_without_address_option(tmp_path) -> None:
-    from migrate_helpers import CONFIGS, run_cli
     out = tmp_path / "out"
     assert run_cli(CONFIGS / "drbd.conf", "-o", out).returncode == 0
     nodes = _corosync_nodes((out / "corosync.conf").read_text())
@@ -51,6 +52,10 @@ def test_transport_crypto_and_totem_timings(converted: dict[str, Converted]) -> 
     dropped = _entries(c, contains="secauth")
     assert dropped and dropped[0]["line"] == totem_line
     assert _entries(c, contains="cluster_id")
+    # sections with no counterpart are reported at their line, not dropped silently
+    fd = _entries(c, contains="post_join_delay")
+    assert fd and fd[0]["line"] == line_of(c.conf, "<fence_daemon ")
+    assert _entries(converted["two_node.conf"], "warning", "pcmk_delay_max")
 
 
 def test_quorum_two_node_and_expected_votes(converted: dict[str, Converted]) -> None:
@@ -346,7 +351,7 @@ def test_actions_become_operations(converted: dict[str, Converted]) -> None:
     root = converted["nfs_nested.conf"].cib_root()
     mons = sorted((o["interval"], o.get("OCF_CHECK_LEVEL"), o.get("timeout"))
                   for o in _ops(root, "fs-data") if o["name"] == "monitor")
-    assert mons == [("600s", "20", "120s"), ("60s", None, "20s")]
+    assert mons == [("600s", "20", "120s"), ("60s", None, "40s")]
     start = [o for o in _ops(root, "ip-10.0.0.200") if o["name"] == "start"]
     assert start[0]["timeout"] == "45s"
     drbd = converted["drbd.conf"].cib_root()
@@ -389,3 +394,23 @@ def test_report_entries_have_severity_and_source_line(converted: dict[str, Conve
     c = converted["two_node.conf"]
     link = _entries(c, "warning", "monitor_link")
     assert link and link[0]["line"] == line_of(c.conf, '<ip address="192.0.2.10/24"')
+
+
+def test_sloppy_legacy_input_is_reported_not_fatal(converted: dict[str, Converted]) -> None:
+    c = converted["legacy_misc.conf"]
+    nodes = _corosync_nodes(c.text("corosync.conf"))
+    assert [n["nodeid"] for n in nodes] == ["1", "2", "3"]  # numbered by position
+    assert _entries(c, "warning", "has no nodeid")
+    for tag in ("<dlm ", "<gfs_controld ", "<fence_xvmd"):
+        hits = [e for e in c.report() if e["line"] == line_of(c.conf, tag)]
+        assert hits and hits[0]["severity"] == "warning", tag
+    assert _entries(c, "error", "node l3 has no fence method")
+    assert _entries(c, "error", "<events>")
+    assert _entries(c, "warning", "'lots' is not a number")
+    assert _entries(c, "warning", "frobnicate")
+    assert _entries(c, "warning", "ilo-spare is used by no node")
+    root = c.cib_root()
+    assert root.find(".//primitive[@id='fence-ilo-spare']") is None
+    assert root.find(".//group[@id='empty']") is None
+    assert "debug: on" in c.text("corosync.conf")
+    assert "migration-threshold" not in meta(root, "sloppy")

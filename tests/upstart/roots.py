@@ -8,6 +8,7 @@ numeric ids, which a directory target of mmdebstrap would get wrong.
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 from builder.command import Runner
@@ -16,6 +17,7 @@ from .debcache import CACHE
 
 SUITE = "trixie"
 MIRROR = "http://deb.debian.org/debian"
+MAX_AGE_S = 7 * 24 * 3600
 # The daemons of upstart/jobs.yaml plus what their jobs and the harness run:
 # strace (the tracer), iproute2 (veth for keepalived), procps (ps), mount (dlm's pre-start).
 PACKAGES = [
@@ -28,7 +30,8 @@ PACKAGES = [
 def root_tarball(packages: list[str] = PACKAGES, suite: str = SUITE) -> Path:
     key = hashlib.sha256(" ".join([suite, *sorted(packages)]).encode()).hexdigest()[:12]
     tarball = CACHE / "upstart" / f"{suite}-forkcheck-{key}.tar.zst"
-    if not tarball.exists():
+    # Rebuilt weekly, so point releases of trixie reach the fork check.
+    if not tarball.exists() or time.time() - tarball.stat().st_mtime > MAX_AGE_S:
         tarball.parent.mkdir(parents=True, exist_ok=True)
         partial = tarball.with_name(tarball.name + ".partial.tar.zst")
         Runner().run(["mmdebstrap", "--mode=unshare", "--variant=apt", "--quiet",
@@ -42,3 +45,60 @@ def unpack(tarball: Path, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     Runner().run(["tar", "--numeric-owner", "-xpf", tarball, "-C", dest])
     return dest
+
+
+# --- minimal valid configurations for the daemons (one node, test network) ---
+
+COROSYNC_CONF = """\
+totem {
+    version: 2
+    cluster_name: forkcheck
+    crypto_cipher: none
+    crypto_hash: none
+    transport: knet
+}
+nodelist {
+    node {
+        ring0_addr: 127.0.0.1
+        name: node1
+        nodeid: 1
+    }
+}
+quorum {
+    provider: corosync_votequorum
+%(device)s}
+logging {
+    to_stderr: yes
+    to_syslog: no
+    to_logfile: no
+}
+"""
+QDEVICE = """\
+    device {
+        model: net
+        votes: 1
+        net {
+            host: 127.0.0.1
+            algorithm: lms
+            tls: off
+        }
+    }
+"""
+KEEPALIVED_CONF = """\
+global_defs {
+    router_id forkcheck
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface cs0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        192.0.2.10/32
+    }
+}
+"""
+# keepalived refuses VRRP on loopback: give it a veth pair.  It exists only in
+# the test's own network namespace, with a documentation-range address.
+VETH = ["ip link add cs0 type veth peer name cs1", "ip link set cs0 up", "ip link set cs1 up",
+        "ip addr add 192.0.2.1/24 dev cs0"]

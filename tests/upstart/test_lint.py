@@ -169,3 +169,14 @@ def test_lint_file_reads_from_disk(tmp_path: Path) -> None:
     job.write_text("start on (a\nexec /x\nstop on runlevel [016]\n")
     assert [str(f) for f in lint_file(job)] == [
         f"{job}:1: error: unbalanced parentheses: '(' is never closed"]
+
+
+def test_main_cli_mounts_upstart_lint(tmp_path: Path) -> None:
+    """`clusterstack upstart lint` as the main CLI wires it."""
+    job = tmp_path / "typo.conf"
+    job.write_text(GOOD.replace("console log", "consol log"))
+    res = subprocess.run([sys.executable, "-c", "import sys; from builder.cli import main; "
+                          "sys.exit(main())", "upstart", "lint", str(job)],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 1, res.stderr
+    assert f"{job}:4: error: unknown stanza 'consol' (did you mean 'console'?)" in res.stderr

@@ -14,7 +14,14 @@ from builder.errors import InputError
 from builder.upstart.debfiles import DebFiles
 from builder.upstart.grammar import events_in, parse_events
 from builder.upstart.parser import parse
-from builder.upstart.render import UPSTART_DIR, Rendered, load_jobs, render_all, write
+from builder.upstart.render import (
+    UPSTART_DIR,
+    Rendered,
+    jobs_for_package,
+    load_jobs,
+    render_all,
+    write,
+)
 
 TRIXIE = {"name": "trixie", "init": "systemd"}
 TRUSTY = {"name": "trusty", "init": "upstart"}
@@ -214,3 +221,10 @@ def test_render_cli_writes_clean_jobs(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "etc/init/pacemaker.conf").read_text() == \
         by_name(render_all(TRUSTY))["pacemaker"].conf
+
+
+def test_jobs_for_package_picks_the_component_jobs() -> None:
+    rendered = render_all(TRUSTY)
+    assert [r.job.name for r in jobs_for_package(rendered, "ocfs2-tools")] == ["o2cb", "ocfs2"]
+    assert [r.job.name for r in jobs_for_package(rendered, "corosync")] == ["corosync"]
+    assert jobs_for_package(rendered, "crmsh") == []

@@ -1,0 +1,107 @@
+"""Strategy `rebuild`: a Debian source package plus our delta.
+
+The .dsc and its files are fetched through the signed chain (InRelease ->
+Sources -> .dsc -> files).  Our delta is declared in the recipe: a
+changelog entry with the profile's version suffix, patches from
+patches/<component>/, control edits, and extra files from templates.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .. import digest, linkage, patches, render
+from ..errors import VerificationError
+from ..sourcetree import build_tree
+from ..strategy import Artifacts, Context, Intent
+from ..upstream import SourcePackage
+
+FORMAT = "1"
+
+
+class RebuildStrategy:
+    name = "rebuild"
+
+    def version(self, ctx: Context) -> str:
+        return ctx.recipe.spec["version"] + ctx.profile.version_suffix
+
+    def _source(self, ctx: Context) -> SourcePackage:
+        spec = ctx.recipe.spec
+        src = ctx.upstream.source_package(spec["source"], spec["version"])
+        if src is None:
+            have = ", ".join(ctx.upstream.source_versions(spec["source"])) or "none"
+            raise ctx.recipe.error(f"source {spec['source']} {spec['version']} is not in "
+                                   f"{ctx.upstream.suites_label()} (versions there: {have})",
+                                   "rebuild.version")
+        pinned = spec.get("dsc_sha256")
+        if pinned and src.files[0][1] != pinned:
+            raise VerificationError(f"{ctx.recipe.path}: rebuild.dsc_sha256 pins {pinned}, "
+                                    f"but the signed Sources index gives {src.files[0][1]} "
+                                    f"for {src.dsc}")
+        return src
+
+    def intent(self, ctx: Context) -> Intent:
+        src = self._source(ctx)
+        n = len(patches.read_series(ctx.workspace.patches_dir / ctx.recipe.name))
+        return Intent("build", src.package, self.version(ctx),
+                      f"Debian {src.version} from {src.suite} + our delta ({n} patches)")
+
+    def inputs(self, ctx: Context) -> dict[str, str]:
+        pinned = ctx.recipe.spec.get("dsc_sha256")
+        return {
+            "format": FORMAT,
+            "recipe": digest.of_tree(ctx.recipe.directory),
+            "patches": digest.of_tree(ctx.workspace.patches_dir / ctx.recipe.name),
+            "profile": digest.of_file(ctx.profile.path),
+            # Without a pin, the signed Sources index says what the .dsc is.
+            "dsc": pinned or self._source(ctx).files[0][1],
+        }
+
+    def render(self, ctx: Context, work: Path) -> Path:
+        spec, src = ctx.recipe.spec, self._source(ctx)
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        for name, sha, size in src.files:
+            cached = ctx.fetcher.fetch_verified(src.url(name), sha, size)
+            try:
+                os.link(cached, work / name)
+            except OSError:
+                shutil.copyfile(cached, work / name)
+        upstream = src.version.split(":", 1)[-1].rsplit("-", 1)[0]
+        tree = work / f"{src.package}-{upstream}"
+        ctx.runner.run(["dpkg-source", "--no-check", "-x", src.dsc, tree.name], cwd=work)
+        debian = tree / "debian"
+        render.edit_control(
+            debian, add_build_depends=spec.get("add_build_depends", []),
+            drop_build_depends=spec.get("drop_build_depends", []),
+            drop_binaries=spec.get("drop_binaries", []))
+        values = {"source": src.package, "version": self.version(ctx),
+                  "upstream_version": upstream, "maintainer": render.MAINTAINER,
+                  "profile": ctx.profile.template_context()}
+        for template, target in spec.get("files", {}).items():
+            path = ctx.recipe.directory / template
+            if not path.is_file():
+                raise ctx.recipe.error(f"template '{template}' does not exist",
+                                       f"rebuild.files.{template}")
+            out = tree / target
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(render.render_file(path, values), encoding="utf-8")
+        series = patches.read_series(ctx.workspace.patches_dir / ctx.recipe.name)
+        render.prepend_changelog(
+            debian, self.version(ctx), ctx.profile.suite,
+            [f"Rebuilt by ClusterStack for {ctx.profile.name}.",
+             *spec.get("changes", []), *(f"Patch: {p}" for p in series)])
+        patches.apply(tree, ctx.workspace.patches_dir / ctx.recipe.name, ctx.runner)
+        return tree
+
+    def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:
+        arts = build_tree(ctx, tree, self.version(ctx), dest)
+        linkage.check(arts.debs, ctx.recipe.forbid_linkage, ctx.runner)
+        return arts
+
+    def produce(self, ctx: Context, dest: Path) -> Artifacts:
+        work = ctx.workspace.work_dir(ctx.profile.name, ctx.recipe.name)
+        return self.build(ctx, self.render(ctx, work), dest)
