@@ -10,7 +10,7 @@ CS       = $(VENV)/bin/clusterstack
 # Debian 12 machine gets exactly what the code calls.
 APT_PACKAGES = sbuild mmdebstrap apt-utils gnupg gpgv uidmap tasksel dpkg-dev \
 	debhelper devscripts lintian fakeroot quilt zstd xz-utils curl ca-certificates strace \
-	iproute2 util-linux procps psmisc pacemaker-cli-utils corosync \
+	iproute2 util-linux procps psmisc pacemaker-cli-utils corosync crmsh pcs \
 	python3 python3-venv qemu-system-x86 qemu-utils e2fsprogs docker.io
 
 .PHONY: setup host-setup archive check cluster vm-cluster benchmark lint

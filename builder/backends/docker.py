@@ -4,7 +4,12 @@ The image is the profile's mmdebstrap build-root tarball (the same one the
 unshare backend uses) brought in with `docker import`, since no image
 registry is reachable, plus sbuild and autopkgtest.  In the container sbuild
 builds with autopkgtest's `null` virtualisation server: the container itself
-is the throw-away build root.
+is the throw-away build root, and it is removed after every build.
+
+sbuild expands a bare server name such as `null` to `autopkgtest-virt-null`
+only for values read from its configuration files, not for the command-line
+option, so the full program name is passed (a bare `null` makes sbuild try to
+exec a program called "null": "Error creating chroot session").
 
 The engine is the one at $DOCKER_HOST (default: the system socket).  Build
 containers use the engine's host network, so the engine can run with
@@ -14,6 +19,7 @@ containers use the engine's host network, so the engine can run with
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,26 +30,66 @@ from ..profile import Profile
 from ..workspace import Workspace
 from . import chroot
 
+log = logging.getLogger("clusterstack.docker")
+
 IMAGE = "clusterstack-sbuild"
 TOOLS = ["sbuild", "autopkgtest", "fakeroot"]
+# sbuild's --autopkgtest-virt-server takes the program, not the short name.
+VIRT_SERVER = "autopkgtest-virt-null"
+# Where the container sees the source, the outputs and the extra packages.
+SRC, OUT, EXTRA = "/src", "/out", "/extra"
+ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8",
+       "DEBEMAIL": "builders@clusterstack.invalid", "DEBFULLNAME": "ClusterStack Builders"}
+PING_TIMEOUT = 30
+# Longest silence tolerated on a build's output stream (a compile step can be quiet).
+STREAM_TIMEOUT = 3 * 3600
 
 
 class EngineUnavailable(ClusterStackError):
     pass
 
 
+def container_paths(req: BuildRequest) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """The bind mounts of a build container, and the extra packages as it sees them."""
+    binds = {str(req.dsc.parent.resolve()): {"bind": SRC, "mode": "ro"},
+             str(req.out_dir.resolve()): {"bind": OUT, "mode": "rw"}}
+    extra = []
+    for i, deb in enumerate(req.extra_debs):
+        inside = f"{EXTRA}/{i}/{deb.name}"
+        binds[str(deb.resolve())] = {"bind": inside, "mode": "ro"}
+        extra.append(inside)
+    return binds, extra
+
+
 def sbuild_argv(profile: Profile, req: BuildRequest, extra: list[str]) -> list[str]:
     argv = [
-        "sbuild", "--chroot-mode=autopkgtest", "--autopkgtest-virt-server=null",
+        "sbuild", "--chroot-mode=autopkgtest", f"--autopkgtest-virt-server={VIRT_SERVER}",
         f"--dist={profile.suite}", f"--arch={profile.arch}",
         "--arch-all" if req.arch_all else "--no-arch-all",
         "--arch-any" if req.arch_any else "--no-arch-any",
         "--no-source", "--no-run-lintian", "--no-run-piuparts", "--no-run-autopkgtest",
-        "--nolog", "--build-dir=/out",
+        "--nolog", f"--build-dir={OUT}",
     ]
     argv += [f"--extra-package={e}" for e in extra]
     argv += [f"--add-depends={dep}" for dep in req.add_depends]
-    return [*argv, f"/src/{req.dsc.name}"]
+    return [*argv, f"{SRC}/{req.dsc.name}"]
+
+
+def docker_run_line(image: str, command: list[str], binds: dict[str, dict[str, str]],
+                    workdir: str | None = None) -> list[str]:
+    """The `docker run` equivalent of a container started through the API (for the log)."""
+    line = ["docker", "run", "--rm", "--network=host"]
+    if workdir:
+        line.append(f"--workdir={workdir}")
+    line += [f"--env={k}={v}" for k, v in ENV.items()]
+    line += [f"--volume={h}:{b['bind']}:{b['mode']}" for h, b in binds.items()]
+    return [*line, image, *command]
+
+
+def image_tag(profile: Profile, tarball: Path) -> str:
+    stamp = hashlib.sha256(
+        f"{tarball}:{tarball.stat().st_mtime_ns}:{' '.join(TOOLS)}".encode()).hexdigest()
+    return f"{profile.suite}-{profile.arch}-{stamp[:12]}"
 
 
 @dataclass
@@ -54,10 +100,14 @@ class DockerBackend:
     name: str = "docker"
     image: str | None = None
 
-    def client(self):
-        import docker
+    def client(self, timeout: int = PING_TIMEOUT):
         try:
-            client = docker.from_env(timeout=600)
+            import docker
+        except ImportError as exc:
+            raise EngineUnavailable("the docker backend needs the Python package 'docker'"
+                                    ) from exc
+        try:
+            client = docker.from_env(timeout=timeout)
             client.ping()
         except docker.errors.DockerException as exc:
             raise EngineUnavailable(f"no Docker engine answers ({exc}); start dockerd or set "
@@ -65,20 +115,18 @@ class DockerBackend:
         return client
 
     def _run(self, client, runner: Runner, image: str, command: list[str],
-             binds: dict[str, dict[str, str]], commit_as: str | None = None) -> None:
+             binds: dict[str, dict[str, str]], workdir: str | None = None,
+             commit_as: str | None = None) -> None:
         container = client.containers.create(
-            image, command, network_mode="host", volumes=binds,
-            environment={"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8",
-                         "DEBEMAIL": "builders@clusterstack.invalid"})
+            image, command, network_mode="host", volumes=binds, working_dir=workdir,
+            environment=ENV)
         try:
             container.start()
-            shown = ["docker", "run", "--network=host",
-                     *(f"-v{h}:{b['bind']}:{b['mode']}" for h, b in binds.items()),
-                     image, *command]
-            runner.external(shown, container.logs(stream=True, follow=True),
+            runner.external(docker_run_line(image, command, binds, workdir),
+                            container.logs(stream=True, follow=True),
                             lambda: container.wait()["StatusCode"])
             if commit_as:
-                repo, tag = commit_as.split(":")
+                repo, tag = commit_as.rsplit(":", 1)
                 container.commit(repository=repo, tag=tag)
         finally:
             container.remove(force=True)
@@ -86,42 +134,59 @@ class DockerBackend:
     def prepare(self) -> None:
         client = self.client()
         tarball = chroot.ensure_tarball(self.workspace.cache_dir, self.profile, self.runner)
-        stamp = hashlib.sha256(f"{tarball}:{tarball.stat().st_mtime_ns}".encode()).hexdigest()
-        tag = f"{self.profile.suite}-{self.profile.arch}-{stamp[:12]}"
-        self.image = f"{IMAGE}:{tag}"
-        if client.images.list(name=self.image):
-            return
-        # The engine imports plain tar most reliably.
-        plain = tarball.with_name(f".{tarball.stem}.{stamp[:12]}")
+        tag = image_tag(self.profile, tarball)
+        image = f"{IMAGE}:{tag}"
+        if not client.images.list(name=image):
+            self._make_image(client, tarball, tag)
+        self.image = image
+        self._drop_stale_images(client, tag)
+
+    def _make_image(self, client, tarball: Path, tag: str) -> None:
+        base = f"{IMAGE}:{tag}-base"
+        # The engine's import does not read zstd: give it the plain tar.
+        plain = tarball.with_name(f".{tarball.stem}.{tag}")
         try:
             self.runner.run(["zstd", "-d", "-q", "-f", tarball, "-o", plain])
-            self.runner.external(["docker", "import", str(plain), f"{IMAGE}:{tag}-base"],
-                                 [], lambda: self._import(client, plain, f"{tag}-base"))
+            self.runner.external(["docker", "import", str(plain), base], [],
+                                 lambda: self._import(client, plain, f"{tag}-base"))
         finally:
             plain.unlink(missing_ok=True)
-        self._run(client, self.runner, f"{IMAGE}:{tag}-base",
-                  ["sh", "-c", "apt-get update && apt-get install -y --no-install-recommends "
-                   + " ".join(TOOLS) + " && apt-get clean"], {}, commit_as=self.image)
+        try:
+            self._run(client, self.runner, base,
+                      ["sh", "-c", "apt-get update && apt-get install -y "
+                       "--no-install-recommends " + " ".join(TOOLS) + " && apt-get clean"],
+                      {}, commit_as=f"{IMAGE}:{tag}")
+        finally:
+            client.images.remove(base, noprune=False)
 
     @staticmethod
     def _import(client, plain: Path, tag: str) -> int:
         client.api.import_image_from_file(str(plain), repository=IMAGE, tag=tag)
         return 0 if client.images.list(name=f"{IMAGE}:{tag}") else 1
 
+    def _drop_stale_images(self, client, current: str) -> None:
+        """Remove images of this suite and arch made from older tarballs."""
+        import docker
+        prefix = f"{IMAGE}:{self.profile.suite}-{self.profile.arch}-"
+        for img in client.images.list(name=IMAGE):
+            for t in img.tags:
+                if t.startswith(prefix) and t != f"{IMAGE}:{current}":
+                    log.info("removing stale image %s", t)
+                    try:
+                        client.images.remove(t)
+                    except docker.errors.APIError as exc:  # e.g. still used elsewhere
+                        log.warning("could not remove stale image %s: %s", t, exc)
+
     def build(self, request: BuildRequest) -> BuildResult:
         if self.image is None:
             self.prepare()
         assert self.image is not None
-        client = self.client()
+        client = self.client(timeout=STREAM_TIMEOUT)
         request.out_dir.mkdir(parents=True, exist_ok=True)
-        binds = {str(request.dsc.parent): {"bind": "/src", "mode": "ro"},
-                 str(request.out_dir): {"bind": "/out", "mode": "rw"}}
-        extra = []
-        for i, deb in enumerate(request.extra_debs):
-            binds[str(deb)] = {"bind": f"/extra/{i}/{deb.name}", "mode": "ro"}
-            extra.append(f"/extra/{i}/{deb.name}")
+        binds, extra = container_paths(request)
+        # sbuild writes its own temporary files into the current directory.
         self._run(client, request.runner or self.runner, self.image,
-                  sbuild_argv(self.profile, request, extra), binds)
+                  sbuild_argv(self.profile, request, extra), binds, workdir=OUT)
         return collect_result(request.out_dir, request.dsc)
 
 

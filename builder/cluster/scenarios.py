@@ -116,7 +116,7 @@ def sql(cluster: Cluster, statement: str, timeout: float = 10) -> str | None:
 def vip_owner_by_arp(cluster: Cluster, vip: str) -> str | None:
     """Which node answers for `vip`: ping it from the client, then read the MAC it learnt."""
     result = cluster.client.sh(
-        f"ping -c 1 -W 1 -n -q {vip} >/dev/null && ip neigh show {vip}", check=False,
+        f"ping -c 1 -W 0.3 -n -q {vip} >/dev/null && ip neigh show {vip}", check=False,
         timeout=10)
     if result.returncode != 0:
         return None

@@ -52,6 +52,10 @@ class NativeStrategy:
             "recipe": digest.of_tree(ctx.recipe.directory),
             "profile": digest.of_file(ctx.profile.path),
         }
+        for source in ctx.recipe.spec.get("copy", {}):
+            path = ctx.workspace.stack_dir / source
+            parts[f"copy:{source}"] = (digest.of_tree(path) if path.is_dir()
+                                       else digest.of_file(path))
         if "upstart-jobs" in ctx.recipe.spec.get("generate", []):
             parts["upstart"] = digest.of_tree(ctx.workspace.upstart_dir)
         for name in ctx.recipe.spec.get("seeds", []):
@@ -78,6 +82,17 @@ class NativeStrategy:
             out = tree / target
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(render.render_file(src, values), encoding="utf-8")
+            out.chmod(src.stat().st_mode & 0o777)
+        for source, target in ctx.recipe.spec.get("copy", {}).items():
+            src = ctx.workspace.stack_dir / source
+            if not src.exists():
+                raise ctx.recipe.error(f"'{source}' does not exist in {ctx.workspace.stack_dir}",
+                                       f"native.copy.{source}")
+            if src.is_dir():
+                shutil.copytree(src, tree / target,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copyfile(src, tree / target)
         for name in ctx.recipe.spec.get("generate", []):
             GENERATORS[name](ctx, tree)
         control = render.read_control(tree / "debian")

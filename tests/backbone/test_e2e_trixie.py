@@ -46,8 +46,13 @@ def test_build(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
                             capture_output=True, text=True, check=True).stdout
     assert "pacemaker, corosync, crmsh | pcs, resource-agents, fence-agents" in fields
     assert "keepalived" in fields.split("Recommends:")[1]
+    migrate = out / "trixie/artifacts/cluster-migrate/cluster-migrate_1.0+cluster13_all.deb"
+    listing = subprocess.run(["dpkg-deb", "-c", str(migrate)], capture_output=True,
+                             text=True, check=True).stdout
+    assert "./usr/bin/cluster-migrate" in listing
+    assert "./usr/lib/python3/dist-packages/cluster_migrate/cli.py" in listing
     for name in ("ubuntu-cluster", "cluster-tasks", "cluster-fs-stack", "openais",
-                 "cluster-stack-upstart"):
+                 "cluster-stack-upstart", "cluster-migrate"):
         st = json.loads((out / f"trixie/state/{name}.json").read_text())
         assert st["lintian"]["error"] == 0, f"{name}: lintian errors"
         assert (out / f"trixie/logs/{name}.log").read_text().count("$ sbuild ") == 1

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Measure the from-source archive build and print the figures.
+
+  1. full archive from source, cold (fresh output folder), with -j 2;
+  2. the same sources built by plain sbuild one after the other, and the ratio;
+  3. a no-op build;
+  4. one changed patch: which components rebuilt, and the wall time.
+
+Run: .venv/bin/python benchmarks/archive.py [--profile trixie] [--out DIR] [--skip-sequential]
+Takes about an hour on 2 cores (the sequential sbuild runs are half of it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from builder import profile as profiles  # noqa: E402
+from builder.backend import BuildRequest  # noqa: E402
+from builder.backends.chroot import tarball_path  # noqa: E402
+from builder.backends.unshare import sbuild_command  # noqa: E402
+from builder.cli import main as clusterstack  # noqa: E402
+from builder.command import Runner  # noqa: E402
+
+PATCH = ROOT / "patches/cluster-glue/0002-ipmilan-use-struct-selector_s.patch"
+
+
+def timed_build(out: Path, profile: str, *extra: str) -> tuple[float, dict]:
+    started = time.monotonic()
+    rc = clusterstack(["--out", str(out), "build", "-j", "2", "--profile", profile, *extra])
+    wall = time.monotonic() - started
+    if rc != 0:
+        sys.exit(f"build failed (exit {rc}); see {out}/{profile}/logs")
+    return wall, json.loads((out / profile / "report.json").read_text())
+
+
+def sequential_sbuild(out: Path, profile_name: str, report: dict) -> tuple[float, list]:
+    """Plain sbuild, one source after the other, on the .dsc files the run made."""
+    prof = profiles.load(ROOT, profile_name)
+    tarball = tarball_path(Path.home() / ".cache/clusterstack", prof)
+    runner = Runner(log_path=out / "sequential-sbuild.log")
+    rows = []
+    for comp in report["components"]:
+        if comp["status"] != "built":
+            continue
+        state = json.loads((out / profile_name / "state" / f"{comp['component']}.json")
+                           .read_text())
+        arts = out / profile_name / "artifacts" / comp["component"]
+        dsc = arts / next(f for f in state["source_files"] if f.endswith(".dsc"))
+        extra = tuple(sorted(p for p in (out / profile_name / "artifacts").rglob("*.deb")
+                             if p.parent.name != comp["component"]))
+        with tempfile.TemporaryDirectory(dir=out) as tmp:
+            req = BuildRequest(dsc=dsc, out_dir=Path(tmp), arch_all=True, arch_any=True,
+                               extra_debs=extra if comp["component"] == "pacemaker" else ())
+            started = time.monotonic()
+            runner.run(sbuild_command(prof, tarball, req), cwd=Path(tmp), check=False)
+            rows.append((comp["component"], time.monotonic() - started))
+    return sum(t for _, t in rows), rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="trixie")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--skip-sequential", action="store_true")
+    args = ap.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="cs-bench-"))
+    if out.exists():
+        shutil.rmtree(out)
+    print(f"output folder: {out}", flush=True)
+
+    cold, report = timed_build(out, args.profile)
+    built = [c["component"] for c in report["components"] if c["status"] == "built"]
+    print(f"\n== cold full build: {cold:.0f} s wall, {len(built)} built from source "
+          f"({', '.join(built)}), sum of component times {report['sum_of_build_seconds']} s",
+          flush=True)
+
+    noop, report = timed_build(out, args.profile)
+    print(f"== no-op build: {noop:.2f} s", flush=True)
+
+    original = PATCH.read_bytes()
+    try:
+        PATCH.write_bytes(original.replace(b"Description:", b"Description: (bench)", 1))
+        one, report = timed_build(out, args.profile)
+    finally:
+        PATCH.write_bytes(original)
+    rebuilt = [c["component"] for c in report["components"] if c["status"] == "built"]
+    print(f"== one changed patch ({PATCH.name}): rebuilt {', '.join(rebuilt)} in {one:.0f} s",
+          flush=True)
+
+    if not args.skip_sequential:
+        seq, rows = sequential_sbuild(out, args.profile, report)
+        print("== plain sbuild, one after the other: " +
+              ", ".join(f"{n} {t:.0f} s" for n, t in rows))
+        print(f"   sum {seq:.0f} s; ratio cold/sequential = {cold / seq:.2f} (goal <= 0.8)")
+
+
+if __name__ == "__main__":
+    main()
