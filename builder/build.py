@@ -241,9 +241,18 @@ class Builder:
     def run(self) -> list[Outcome]:
         run_started = time.monotonic()
         entries, deps, stale = self.analyse()
+        wanted = self.stack.selected or set(entries)
+        missing = {n: sorted(graph.closure(deps, n) & (set(stale) - wanted))
+                   for n in wanted if n in stale}
+        if any(missing.values()):
+            raise ClusterStackError("\n".join(
+                f"{n} builds against {', '.join(m)}, not built here: build it first (its "
+                "own job), or bring its artifacts with --from-artifacts"
+                for n, m in sorted(missing.items()) if m))
+        stale = [n for n in stale if n in wanted]
         outcomes = {n: Outcome(n, "up-to-date", version=getattr(e.previous, "version", ""),
                                lintian=getattr(e.previous, "lintian", {}))
-                    for n, e in entries.items() if n not in stale}
+                    for n, e in entries.items() if n not in stale and n in wanted}
         self._check_before_building(entries, stale)
         if self.backend and any(entries[n].builds for n in stale):
             self.progress.say("build-root", "prepare", self.stack.profile.suite)
@@ -271,7 +280,7 @@ class Builder:
                     name = running.pop(fut)
                     outcomes[name] = fut.result()
                     (done if outcomes[name].ok else broken).add(name)
-        result = [outcomes[r.name] for r in self.stack.recipes]
+        result = [outcomes[r.name] for r in self.stack.recipes if r.name in wanted]
         report.write(self.stack.workspace.profile_out(self.stack.profile.name),
                      self.stack.profile.name, result, time.monotonic() - run_started)
         if any(not o.ok for o in result):

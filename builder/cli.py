@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, signing
+from . import __version__, artifacts, digest, pipeline, report, signing
 from . import backend as backends
 from .build import Builder, BuildFailed
 from .command import Runner
@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--import", dest="imported", action="append", metavar="COMPONENT",
                     help="take this component's binaries from the base archive instead of "
                     "building it, for this run (repeatable)")
+    sp.add_argument("--strategy", action="append", choices=["import", "native", "rebuild",
+                                                             "package"],
+                    help="only components of this strategy (repeatable)")
+    sp.add_argument("--from-artifacts", type=Path, metavar="DIR",
+                    help="an output folder of earlier jobs: their built components are "
+                    "taken from it (CI passes them between jobs)")
     sp.add_argument("-j", "--jobs", type=int, default=2)
     sp.add_argument("--backend", choices=backends.BACKENDS, default="unshare")
     with_profile("render", "render generated source trees (debian/) without building")
@@ -58,6 +64,20 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--cluster", action="store_true", help="form a real multi-node cluster")
     sp.add_argument("--vm", action="store_true", help="with --cluster: qemu kernel tier")
     sp.add_argument("--nodes", type=int, default=3)
+    sp = with_profile("key", "print the builder's input hash of components (CI cache keys)")
+    sp.add_argument("--component", action="append", required=True)
+    with_profile("report", "write report.json/html from the recorded state of every component")
+    sp = with_profile("ci", "write a CI pipeline generated from the build graph, or run it")
+    sp.add_argument("--format", choices=sorted(pipeline.FORMATS), default="gitlab")
+    sp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    sp.add_argument("--check", type=Path, metavar="FILE",
+                    help="fail unless FILE is what would be generated now")
+    sp.add_argument("--dry-run", action="store_true",
+                    help="run every job's commands here, in graph order")
+    sp.add_argument("--stats", action="store_true",
+                    help="jobs, critical path and sum of measured build times")
+    sp.add_argument("--import", dest="imported", action="append", metavar="COMPONENT",
+                    help="pass --import COMPONENT to the build jobs")
     sp = sub.add_parser("upstart", help="Upstart job tools")
     up = sp.add_subparsers(dest="upstart_command", required=True)
     lint = up.add_parser("lint", help="strictly check Upstart job files")
@@ -72,6 +92,40 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_plan(args: argparse.Namespace, builder: Builder) -> int:
     rows = make_plan(builder)
     print(json.dumps(as_json(rows), indent=2) if args.json else format_plan(rows))
+    return 0
+
+
+def _cmd_ci(args: argparse.Namespace, builder: Builder, ws: Workspace) -> int:
+    pipe = pipeline.make(builder, args.imported)
+    if args.dry_run:
+        results = pipeline.dry_run(pipe, Runner(log_path=ws.out_dir / "ci-dry-run.log"),
+                                   ws.stack_dir)
+        failed = [r.name for r in results if not r.ok]
+        total = sum(r.seconds for r in results)
+        print(f"{len(results) - len(failed)} passed, {len(failed)} failed "
+              f"({len(results)} jobs, {total:.0f} s)")
+        return 1 if failed else 0
+    if args.stats:
+        path_time, all_time, path = pipeline.critical_path(pipe, builder)
+        print(f"jobs: {len(pipe.jobs)} ({sum(j.stage == 'build' for j in pipe.jobs)} build jobs)\n"
+              f"critical path: {path_time:.0f} s ({' -> '.join(path)})\n"
+              f"sum of build times: {all_time:.0f} s\n"
+              f"speed-up with enough runners: {all_time / max(path_time, 1e-9):.2f}x")
+        return 0
+    text = pipeline.render(pipe, args.format)
+    if args.check:
+        current = args.check.read_text() if args.check.is_file() else ""
+        if current != text:
+            raise ClusterStackError(f"{args.check} is not up to date with the build graph; "
+                                    f"regenerate it: clusterstack ci --format {args.format} "
+                                    f"-o {args.check}")
+        print(f"{args.check} is up to date")
+        return 0
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+    else:
+        print(text, end="")
     return 0
 
 
@@ -120,9 +174,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     fetcher = Fetcher(ws.cache_dir / "downloads")
     with exclusive(ws.out_dir):
         stack = Stack.load(ws, args.profile, getattr(args, "component", None),
-                           getattr(args, "imported", None))
+                           getattr(args, "imported", None), getattr(args, "strategy", None))
         if args.command == "plan":
             return _cmd_plan(args, Builder(stack, runner, fetcher, progress))
+        if args.command == "key":
+            entries = Builder(stack, runner, fetcher, progress).analyse()[0]
+            keys = [entries[c].key for c in args.component]
+            print(keys[0] if len(keys) == 1 else digest.of_mapping(
+                dict(zip(args.component, keys, strict=True))))
+            return 0
+        if args.command == "report":
+            path = report.from_state(ws.profile_out(stack.profile.name), stack.profile.name,
+                                     [r.name for r in stack.recipes])
+            print(path.with_suffix(".html"))
+            return 0
+        if args.command == "ci":
+            return _cmd_ci(args, Builder(stack, runner, fetcher, progress), ws)
         if args.command == "render":
             for tree in Builder(stack, runner, fetcher, progress).render_all():
                 print(tree)
@@ -131,6 +198,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             if not stack.profile.reachable:
                 raise ClusterStackError(f"profile {stack.profile.name}: its archive is not "
                                         "reachable from here; it is rendered and tested only")
+            if args.from_artifacts:
+                artifacts.bring(args.from_artifacts, ws, stack.profile.name)
             backend = backends.load(args.backend, ws, stack.profile,
                                     runner.for_log(ws.log_path(stack.profile.name,
                                                                "_build-root")))

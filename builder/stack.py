@@ -17,10 +17,14 @@ class Stack:
     workspace: Workspace
     profile: Profile
     recipes: tuple[Recipe, ...]
+    # Components to build in this run; None: all.  The others still take part
+    # in the graph: what a selected component builds against must be there.
+    selected: frozenset[str] | None = None
 
     @classmethod
     def load(cls, workspace: Workspace, profile_name: str,
-             only: list[str] | None = None, imported: list[str] | None = None) -> Stack:
+             only: list[str] | None = None, imported: list[str] | None = None,
+             strategies: list[str] | None = None) -> Stack:
         """`imported`: components to take as Debian's binaries for this run instead
         of building them (a quick run; their state is kept apart by its own key)."""
         profile = profiles.load(workspace.stack_dir, profile_name)
@@ -41,5 +45,9 @@ class Stack:
             if unknown:
                 raise ClusterStackError(f"unknown component(s) for profile {profile.name}: "
                                         f"{', '.join(unknown)}")
-            everything = [r for r in everything if r.name in only]
-        return cls(workspace, profile, tuple(everything))
+        selected = set(only) if only else None
+        if strategies:
+            of_strategy = {r.name for r in everything if r.strategy in strategies}
+            selected = of_strategy if selected is None else selected & of_strategy
+        return cls(workspace, profile, tuple(everything),
+                   frozenset(selected) if selected is not None else None)

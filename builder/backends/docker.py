@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ SRC, OUT, EXTRA = "/src", "/out", "/extra"
 ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8",
        "DEBEMAIL": "builders@clusterstack.invalid", "DEBFULLNAME": "ClusterStack Builders"}
 PING_TIMEOUT = 30
-# Longest silence tolerated on a build's output stream (a compile step can be quiet).
+# Longest wait for one answer of the engine: a build's output can stay silent for long.
 STREAM_TIMEOUT = 3 * 3600
 
 
@@ -100,19 +101,24 @@ class DockerBackend:
     name: str = "docker"
     image: str | None = None
 
-    def client(self, timeout: int = PING_TIMEOUT):
+    def client(self):
+        """A client of the engine at $DOCKER_HOST, once it has answered a ping."""
         try:
             import docker
         except ImportError as exc:
             raise EngineUnavailable("the docker backend needs the Python package 'docker'"
                                     ) from exc
         try:
-            client = docker.from_env(timeout=timeout)
-            client.ping()
+            probe = docker.from_env(timeout=PING_TIMEOUT)
+            try:
+                probe.ping()
+            finally:
+                probe.close()
+            # Imports and builds can take long, and stay silent for a while.
+            return docker.from_env(timeout=STREAM_TIMEOUT)
         except docker.errors.DockerException as exc:
             raise EngineUnavailable(f"no Docker engine answers ({exc}); start dockerd or set "
                                     "DOCKER_HOST, or use --backend unshare") from exc
-        return client
 
     def _run(self, client, runner: Runner, image: str, command: list[str],
              binds: dict[str, dict[str, str]], workdir: str | None = None,
@@ -133,18 +139,21 @@ class DockerBackend:
 
     def prepare(self) -> None:
         client = self.client()
-        tarball = chroot.ensure_tarball(self.workspace.cache_dir, self.profile, self.runner)
-        tag = image_tag(self.profile, tarball)
-        image = f"{IMAGE}:{tag}"
-        if not client.images.list(name=image):
-            self._make_image(client, tarball, tag)
-        self.image = image
-        self._drop_stale_images(client, tag)
+        try:
+            tarball = chroot.ensure_tarball(self.workspace.cache_dir, self.profile, self.runner)
+            tag = image_tag(self.profile, tarball)
+            image = f"{IMAGE}:{tag}"
+            if not client.images.list(name=image):
+                self._make_image(client, tarball, tag)
+            self.image = image
+            self._drop_stale_images(client, tag)
+        finally:
+            client.close()
 
     def _make_image(self, client, tarball: Path, tag: str) -> None:
         base = f"{IMAGE}:{tag}-base"
         # The engine's import does not read zstd: give it the plain tar.
-        plain = tarball.with_name(f".{tarball.stem}.{tag}")
+        plain = tarball.with_name(f".{tag}.{os.getpid()}.tar")
         try:
             self.runner.run(["zstd", "-d", "-q", "-f", tarball, "-o", plain])
             self.runner.external(["docker", "import", str(plain), base], [],
@@ -181,12 +190,15 @@ class DockerBackend:
         if self.image is None:
             self.prepare()
         assert self.image is not None
-        client = self.client(timeout=STREAM_TIMEOUT)
         request.out_dir.mkdir(parents=True, exist_ok=True)
         binds, extra = container_paths(request)
-        # sbuild writes its own temporary files into the current directory.
-        self._run(client, request.runner or self.runner, self.image,
-                  sbuild_argv(self.profile, request, extra), binds, workdir=OUT)
+        client = self.client()
+        try:
+            # sbuild writes its own temporary files into the current directory.
+            self._run(client, request.runner or self.runner, self.image,
+                      sbuild_argv(self.profile, request, extra), binds, workdir=OUT)
+        finally:
+            client.close()
         return collect_result(request.out_dir, request.dsc)
 
 

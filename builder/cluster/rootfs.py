@@ -15,6 +15,7 @@ import logging
 import re
 import shutil
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,26 @@ WORKLOAD = ["mariadb-server", "mariadb-client", "keepalived"]
 NODE_TOOLS = ["iproute2", "iputils-ping", "procps", "python3", "psmisc"]
 
 SIGNED_BY = re.compile(r"signed-by=([^\s\]]+)")
+LOOPBACK_PORT = re.compile(r"(//(?:127\.\d+\.\d+\.\d+|localhost|\[::1\])):\d+")
+
+
+def source_release_url(line: str) -> str:
+    """The InRelease URL of a one-line apt source: `deb [options] URI SUITE COMPONENT...`."""
+    words = re.sub(r"\[[^\]]*\]", " ", line).split()
+    if len(words) < 3 or words[0] != "deb":
+        raise ValueError(f"not a one-line apt source: {line!r}")
+    uri, suite = words[1], words[2]
+    return f"{uri.rstrip('/')}/dists/{suite}/InRelease"
+
+
+def release_digest(line: str, timeout: float = 30) -> str:
+    """sha256 of the source's InRelease: changes whenever the repository is published anew."""
+    url = source_release_url(line)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return hashlib.sha256(response.read()).hexdigest()
+    except OSError as exc:
+        raise ValueError(f"cannot read {url}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -49,13 +70,22 @@ class RootSpec:
         stack = OUR_STACK if self.extra_sources else STOCK_STACK
         return sorted({*stack, *WORKLOAD, *NODE_TOOLS, *self.extra_packages})
 
-    def key(self) -> str:
-        """A digest of every input that changes the root's content."""
-        h = hashlib.sha256()
-        h.update(json.dumps({
+    def key(self, release_digests: Sequence[str] = ()) -> str:
+        """A digest of every input that changes the root's content.
+
+        Our repository is served on a loopback port that changes from run to run:
+        the port is left out, and `release_digests` (of each extra source's
+        InRelease, see `release_digest`) stand for what the repository holds.
+        """
+        inputs: dict[str, object] = {
             "format": ROOT_FORMAT, "suite": self.suite, "mirror": self.mirror,
-            "sources": list(self.extra_sources), "packages": self.packages,
-        }, sort_keys=True).encode())
+            "sources": [LOOPBACK_PORT.sub(r"\1", s) for s in self.extra_sources],
+            "packages": self.packages,
+        }
+        if release_digests:  # only with extra sources: a stock root's key stays as it was
+            inputs["releases"] = list(release_digests)
+        h = hashlib.sha256()
+        h.update(json.dumps(inputs, sort_keys=True).encode())
         for key in self.extra_keys:
             h.update(Path(key).read_bytes())
         return h.hexdigest()[:16]
@@ -122,7 +152,7 @@ def ensure_root(spec: RootSpec, cache_dir: Path, runner: Runner) -> Root:
     """Return the unpacked root for `spec`, building and unpacking it when not cached."""
     roots = cache_dir / "roots"
     roots.mkdir(parents=True, exist_ok=True)
-    key = spec.key()
+    key = spec.key([release_digest(line) for line in spec.extra_sources])
     tarball = roots / f"{spec.suite}-{key}.tar"
     tree = roots / f"{spec.suite}-{key}"
     done = tree / ".clusterstack-complete"

@@ -88,18 +88,28 @@ def test_failed_publish_leaves_previous_repository(built: StackUnderTest,
     assert snapshot(published(built)) == before
 
 
-def test_killed_publish_leaves_previous_repository(built: StackUnderTest) -> None:
+def test_killed_publish_leaves_previous_repository(built: StackUnderTest,
+                                                   tmp_path: Path) -> None:
     assert main(built.argv("publish")) == 0
     before_target, before = os.readlink(published(built)), snapshot(published(built))
     releases = built.out / "public" / ".releases"
+    # An apt-ftparchive that says when it runs and then hangs: the publish is
+    # killed while its staging folder is half written, every time.
+    fakebin, marker = tmp_path / "bin", tmp_path / "indexing"
+    fakebin.mkdir()
+    (fakebin / "apt-ftparchive").write_text(f"#!/bin/sh\ntouch {marker}\nexec sleep 60\n")
+    (fakebin / "apt-ftparchive").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fakebin}:{os.environ['PATH']}"}
     proc = subprocess.Popen([sys.executable, "-m", "builder.cli", *built.argv("publish")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not list(releases.glob(".staging-*")) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "publish never reached indexing"
+    os.killpg(proc.pid, signal.SIGKILL)   # the whole job, as a CI runner kills it
     proc.wait()
-    assert list(releases.glob(".staging-*")), "publish was not caught halfway"
+    assert list(releases.glob(".staging-*")), "no half-written staging folder"
     assert os.readlink(published(built)) == before_target
     assert snapshot(published(built)) == before
     # The next publish clears the leftover and succeeds.

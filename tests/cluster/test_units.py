@@ -17,8 +17,15 @@ from builder.cluster.cluster import parse_crm_mon
 from builder.cluster.fencing import FenceController, FenceTarget, agent_path
 from builder.cluster.options import ClusterOptions, ClusterReport, FenceEvent
 from builder.cluster.report import table, write
-from builder.cluster.rootfs import RootSpec, keys_by_root_path, mmdebstrap_argv
+from builder.cluster.rootfs import (
+    RootSpec,
+    keys_by_root_path,
+    mmdebstrap_argv,
+    release_digest,
+    source_release_url,
+)
 from builder.command import Runner
+from builder.serve import serve
 
 DATA = Path(__file__).parent / "data"
 REQUIRED_ACTIONS = {"on", "off", "reboot", "status", "list", "monitor", "metadata",
@@ -326,3 +333,37 @@ def test_a_lone_key_of_another_name_lands_at_the_signed_by_path(tmp_path):
     assert keys_by_root_path(spec) == {"/etc/apt/keyrings/clusterstack.gpg": key}
     argv = mmdebstrap_argv(spec, tmp_path / "root.tar")
     assert f"--setup-hook=upload {key} /etc/apt/keyrings/clusterstack.gpg" in argv
+
+
+def test_source_release_url():
+    line = "deb [signed-by=/etc/apt/keyrings/k.gpg arch=amd64] http://127.0.0.1:8080/ trixie main"
+    assert source_release_url(line) == "http://127.0.0.1:8080/dists/trixie/InRelease"
+    assert source_release_url("deb http://deb.debian.org/debian trixie-updates main") == (
+        "http://deb.debian.org/debian/dists/trixie-updates/InRelease")
+    with pytest.raises(ValueError):
+        source_release_url("deb-src http://x/ trixie main")
+
+
+def test_root_key_follows_the_repository_not_its_loopback_port(tmp_path):
+    key = tmp_path / "k.gpg"
+    key.write_bytes(b"k")
+
+    def spec(port: int) -> RootSpec:
+        line = f"deb [signed-by=/etc/apt/keyrings/k.gpg] http://127.0.0.1:{port}/ trixie main"
+        return RootSpec("trixie", "http://deb.debian.org/debian", (line,), (key,))
+
+    assert spec(8080).key(["aaa"]) == spec(41234).key(["aaa"])
+    assert spec(8080).key(["aaa"]) != spec(8080).key(["bbb"])  # published anew
+
+
+def test_release_digest_reads_the_served_inrelease(tmp_path):
+    dists = tmp_path / "dists" / "trixie"
+    dists.mkdir(parents=True)
+    (dists / "InRelease").write_text("one")
+    with serve(tmp_path) as url:
+        line = f"deb [signed-by=/etc/apt/keyrings/k.gpg] {url}/ trixie main"
+        first = release_digest(line)
+        (dists / "InRelease").write_text("two")
+        assert release_digest(line) != first
+        with pytest.raises(ValueError, match="cannot read"):
+            release_digest(f"deb {url}/ forky main")

@@ -1,0 +1,60 @@
+"""`clusterstack verify --cluster`: the cluster harness on the published repository."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..command import Runner
+from ..errors import ClusterStackError
+from ..progress import Progress
+from ..publish import KEY_BASENAME
+from ..serve import serve
+from ..stack import Stack
+from ..verify import VerifyFailed
+from .harness import run_cluster
+from .options import ClusterOptions
+from .report import table
+
+
+def base_source_lines(stack: Stack) -> list[str]:
+    """The profile's archives beyond its primary suite (updates, security) as apt lines."""
+    prof = stack.profile
+    lines = []
+    for index, archive in enumerate(prof.archives):
+        for suite in archive.suites:
+            if index == 0 and suite == prof.suite:
+                continue  # mmdebstrap's own mirror argument
+            lines.append(f"deb {archive.uri} {suite} {' '.join(archive.components)}")
+    return lines
+
+
+def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progress) -> int:
+    """Form a cluster from our repository's ubuntu-cluster; exit non-zero when a step fails."""
+    del runner  # the harness keeps its own command log in the output folder
+    ws, prof = stack.workspace, stack.profile
+    if getattr(args, "vm", False):
+        raise ClusterStackError("verify --cluster --vm: the qemu tier is not implemented yet")
+    if not prof.reachable:
+        raise ClusterStackError(f"profile {prof.name}: its archive is not reachable from here")
+    repo = ws.published_repo(prof.name)
+    if not (repo / "dists" / prof.suite / "InRelease").is_file():
+        raise ClusterStackError(f"no published repository at {repo} "
+                                f"(run `clusterstack publish --profile {prof.name}` first)")
+    out = ws.profile_out(prof.name) / "cluster"
+    progress.say("cluster", "start", f"{args.nodes} nodes, output in {out}")
+    with serve(repo) as url:
+        ours = (f"deb [signed-by=/etc/apt/keyrings/{KEY_BASENAME}.gpg] {url}/ {prof.suite} "
+                f"{' '.join(prof.components)}")
+        options = ClusterOptions(
+            suite=prof.suite, mirror=prof.mirror,
+            extra_sources=[*base_source_lines(stack), ours],
+            extra_keys=[repo / f"{KEY_BASENAME}.gpg"],
+            nodes=args.nodes, scenario=getattr(args, "scenario", None) or "full",
+            output_dir=out, cache_dir=ws.cache_dir / "cluster")
+        report = run_cluster(options)
+    sys.stdout.write(table(report))
+    if not report.ok:
+        raise VerifyFailed(f"cluster verification failed: {report.error}; logs and "
+                           f"cluster-report.json in {out}")
+    return 0
