@@ -96,8 +96,10 @@ def _cmd_plan(args: argparse.Namespace, builder: Builder) -> int:
 
 
 def _cmd_ci(args: argparse.Namespace, builder: Builder, ws: Workspace) -> int:
-    pipe = pipeline.make(builder, args.imported)
     if args.dry_run:
+        # The jobs' own commands, with this run's output folder and interpreter.
+        pipe = pipeline.make(builder, args.imported, out=str(ws.out_dir),
+                             program=f"{sys.executable} -m builder.cli --stack {ws.stack_dir}")
         results = pipeline.dry_run(pipe, Runner(log_path=ws.out_dir / "ci-dry-run.log"),
                                    ws.stack_dir)
         failed = [r.name for r in results if not r.ok]
@@ -105,6 +107,7 @@ def _cmd_ci(args: argparse.Namespace, builder: Builder, ws: Workspace) -> int:
         print(f"{len(results) - len(failed)} passed, {len(failed)} failed "
               f"({len(results)} jobs, {total:.0f} s)")
         return 1 if failed else 0
+    pipe = pipeline.make(builder, args.imported)
     if args.stats:
         path_time, all_time, path = pipeline.critical_path(pipe, builder)
         print(f"jobs: {len(pipe.jobs)} ({sum(j.stage == 'build' for j in pipe.jobs)} build jobs)\n"
@@ -208,7 +211,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "publish":
             signer = signing.load(ws.keyring_dir, runner.for_log(
                 ws.log_path(stack.profile.name, "_publish")),
-                generate=not os.environ.get("CLUSTERSTACK_REQUIRE_SIGNING_KEY"))
+                require_env=bool(os.environ.get("CLUSTERSTACK_REQUIRE_SIGNING_KEY")))
             pub = publish(stack, signer, runner.for_log(ws.log_path(stack.profile.name,
                                                                     "_publish")), progress)
             print(f"published {pub.packages} packages for {pub.suite} at {pub.path}\n"

@@ -22,7 +22,7 @@ from .errors import ClusterStackError
 
 FORMATS = {"gitlab": ".gitlab-ci.yml", "github": ".github/workflows/clusterstack.yml"}
 CHEAP = "cheap"
-CLI = ".venv/bin/clusterstack --out out"
+PROGRAM = ".venv/bin/clusterstack"
 # Pushes that touch these paths change what the pipeline builds.
 TRIGGER_PATHS = ["packaging/**", "patches/**", "tasksel/**", "upstart/**", "builder/**",
                  "cluster_migrate/**", "pyproject.toml", "Makefile"]
@@ -64,9 +64,12 @@ def _component_paths(profile: str, names: list[str]) -> list[str]:
             + [f"out/{profile}/state/{n}.json" for n in names])
 
 
-def make(builder: Builder, imported: list[str] | None = None) -> Pipeline:
+def make(builder: Builder, imported: list[str] | None = None, program: str = PROGRAM,
+         out: str = "out") -> Pipeline:
+    """The pipeline; `program` and `out` say how its jobs call the CLI."""
     entries, deps, _ = builder.analyse()
     prof = builder.stack.profile.name
+    cli = f"{program} --out {out}"
     extra = "".join(f" --import {c}" for c in imported or [])
     heavy = [n for n, e in entries.items() if e.strategy.name in ("rebuild", "package")]
     cheap = [n for n in entries if n not in heavy]
@@ -76,7 +79,7 @@ def make(builder: Builder, imported: list[str] | None = None) -> Pipeline:
         paths = _component_paths(prof, components)
         return Job(
             name=name, stage="build", components=components, needs=needs,
-            commands=[f"{CLI} build --profile {prof} {select}{extra} --from-artifacts out"],
+            commands=[f"{cli} build --profile {prof} {select}{extra} --from-artifacts {out}"],
             artifacts=[*paths, *(f"out/{prof}/logs/{c}.log" for c in components)],
             cache_paths=paths)
 
@@ -91,14 +94,14 @@ def make(builder: Builder, imported: list[str] | None = None) -> Pipeline:
         jobs.append(build_job(_build_job_name(name), [name], needs, f"--component {name}"))
     builds = [j.name for j in jobs]
     jobs += [
-        Job("publish", "publish", [f"{CLI} publish --profile {prof}"], needs=builds,
+        Job("publish", "publish", [f"{cli} publish --profile {prof}"], needs=builds,
             artifacts=["out/public/"], signing=True),
-        Job("verify", "verify", [f"{CLI} verify --profile {prof}"], needs=["publish"],
+        Job("verify", "verify", [f"{cli} verify --profile {prof}"], needs=["publish"],
             artifacts=[f"out/{prof}/logs/_verify.log"]),
         Job("verify-cluster", "verify",
-            [f"{CLI} verify --cluster --nodes 2 --profile {prof}"], needs=["publish"],
+            [f"{cli} verify --cluster --nodes 2 --profile {prof}"], needs=["publish"],
             artifacts=[f"out/{prof}/cluster/"]),
-        Job("report", "report", [f"{CLI} report --profile {prof}"],
+        Job("report", "report", [f"{cli} report --profile {prof}"],
             needs=[*builds, "verify", "verify-cluster"],
             artifacts=[f"out/{prof}/report.html", f"out/{prof}/report.json", "out/public/"],
             always=True),

@@ -63,14 +63,22 @@ def _secret_fingerprints(gnupghome: Path, runner: Runner) -> list[str]:
     return fprs
 
 
-def load(keyring_dir: Path, runner: Runner, *, generate: bool = True) -> Signer:
-    """The signer: from the environment, else the keyring, else a new key."""
+def load(keyring_dir: Path, runner: Runner, *, require_env: bool = False) -> Signer:
+    """The signer: from the environment, else the keyring, else a new key.
+
+    With require_env (CI), only a key from the environment will do: a run
+    without the secret fails here rather than sign with a key of its own.
+    """
     armored = os.environ.get(ENV_KEY)
     if not armored and (key_file := os.environ.get(ENV_KEY_FILE)):
         try:
             armored = Path(key_file).read_text()
         except OSError as exc:
             raise SigningKeyError(f"{ENV_KEY_FILE}={key_file}: {exc.strerror}") from exc
+    if require_env and not armored:
+        raise SigningKeyError(f"no signing key: set {ENV_KEY} or {ENV_KEY_FILE} from the CI "
+                              "secret store (CLUSTERSTACK_REQUIRE_SIGNING_KEY is set; refusing "
+                              "to publish with any other key, or unsigned)")
     home = keyring_dir
     if armored:
         # A secret from CI gets a private, throw-away home of its own.
@@ -85,9 +93,6 @@ def load(keyring_dir: Path, runner: Runner, *, generate: bool = True) -> Signer:
         runner.run([*base, "--import"], input=armored)
     fprs = _secret_fingerprints(home, runner)
     if not fprs:
-        if not generate:
-            raise SigningKeyError(
-                f"no signing key: set {ENV_KEY} or {ENV_KEY_FILE} (refusing to publish unsigned)")
         runner.run([*base, "--quick-generate-key", KEY_UID, "ed25519", "sign", "never"])
         fprs = _secret_fingerprints(home, runner)
     if not fprs or not re.fullmatch(r"[0-9A-F]{40}", fprs[0]):
