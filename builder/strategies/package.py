@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import digest, linkage, patches, render
 from ..sourcetree import build_tree
 from ..strategy import Artifacts, Context, Intent
+from ..upstart import package as upstart_jobs
 
 FORMAT = "1"
 TARBALL_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst")
@@ -52,6 +53,8 @@ class PackageStrategy:
             "recipe": digest.of_tree(ctx.recipe.directory),
             "patches": digest.of_tree(ctx.workspace.patches_dir / ctx.recipe.name),
             "profile": digest.of_file(ctx.profile.path),
+            **({"upstart": digest.of_tree(ctx.workspace.upstart_dir)}
+               if ctx.profile.init == "upstart" else {}),
             "tarball": ctx.recipe.spec["upstream"]["sha256"],
         }
 
@@ -90,6 +93,10 @@ class PackageStrategy:
              *(f"Patch: {p}" for p in patches.read_series(
                  ctx.workspace.patches_dir / ctx.recipe.name))], when=0)
         patches.apply(tree, ctx.workspace.patches_dir / ctx.recipe.name, ctx.runner)
+        if ctx.profile.init == "upstart":
+            upstart_jobs.into_source_tree(ctx.profile.template_context(), tree,
+                                          upstart_dir=ctx.workspace.upstart_dir,
+                                          runner=ctx.runner)
         return tree
 
     def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:

@@ -16,6 +16,7 @@ from .. import digest, linkage, patches, render
 from ..errors import VerificationError
 from ..sourcetree import build_tree
 from ..strategy import Artifacts, Context, Intent
+from ..upstart import package as upstart_jobs
 from ..upstream import SourcePackage
 
 FORMAT = "1"
@@ -55,6 +56,8 @@ class RebuildStrategy:
             "recipe": digest.of_tree(ctx.recipe.directory),
             "patches": digest.of_tree(ctx.workspace.patches_dir / ctx.recipe.name),
             "profile": digest.of_file(ctx.profile.path),
+            **({"upstart": digest.of_tree(ctx.workspace.upstart_dir)}
+               if ctx.profile.init == "upstart" else {}),
             # Without a pin, the signed Sources index says what the .dsc is.
             "dsc": pinned or self._source(ctx).files[0][1],
         }
@@ -95,6 +98,10 @@ class RebuildStrategy:
             [f"Rebuilt by ClusterStack for {ctx.profile.name}.",
              *spec.get("changes", []), *(f"Patch: {p}" for p in series)])
         patches.apply(tree, ctx.workspace.patches_dir / ctx.recipe.name, ctx.runner)
+        if ctx.profile.init == "upstart":
+            upstart_jobs.into_source_tree(ctx.profile.template_context(), tree,
+                                          upstart_dir=ctx.workspace.upstart_dir,
+                                          runner=ctx.runner)
         return tree
 
     def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:

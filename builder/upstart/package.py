@@ -90,3 +90,34 @@ def build_jobs_package(profile: Mapping[str, Any], out_dir: Path, *, version: st
     runner.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", stage_dir, deb])
     runner.run(["rm", "-rf", stage_dir])
     return deb
+
+
+def into_source_tree(profile: Mapping[str, Any], tree: Path, *, upstart_dir: Path = UPSTART_DIR,
+                     runner: Runner | None = None) -> list[str]:
+    """On an Upstart profile, give each binary package of the tree its daemon's jobs.
+
+    The jobs go to debian/clusterstack-upstart/ and into the package's .install
+    file as /etc/init/<job>.conf: dh_install ships them whatever the debhelper
+    compat level (dh_installinit stopped handling Upstart jobs at compat 11).
+    The jobs read the package's own /etc/default file, with defaults of their
+    own for every variable.  Returns the job names added.
+    """
+    from ..render import read_control
+    binaries = set(read_control(tree / "debian").binaries)
+    rendered = [r for r in render_all(profile, upstart_dir, runner=runner or Runner())
+                if r.job.package in binaries]
+    bad = [f for r in rendered for f in r.findings if f.severity == ERROR]
+    if bad:
+        raise JobLintError(f"{tree.name}: not shipping jobs that fail lint:\n"
+                           + "\n".join(f"  {f}" for f in bad))
+    jobs_dir = tree / "debian" / "clusterstack-upstart"
+    for r in rendered:
+        jobs_dir.mkdir(parents=True, exist_ok=True)
+        (jobs_dir / r.conf_name).write_text(r.conf, encoding="utf-8")
+        install = tree / "debian" / f"{r.job.package}.install"
+        lines = install.read_text(encoding="utf-8") if install.exists() else ""
+        if lines and not lines.endswith("\n"):
+            lines += "\n"
+        install.write_text(lines + f"debian/clusterstack-upstart/{r.conf_name} etc/init/\n",
+                           encoding="utf-8")
+    return [r.job.name for r in rendered]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from support.sourcestack import BAD_PATCH, GOOD_PATCH, SourceStack
 
@@ -83,3 +85,27 @@ def test_plan_shows_source_builds(source_stack: SourceStack,
     assert main(source_stack.argv("plan")) == 0
     row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("demo "))
     assert row.split()[:5] == ["demo", "package", "build", "demo", "1.0-1+test1"]
+
+
+def test_upstart_profile_ships_jobs_in_component_packages(source_stack: SourceStack) -> None:
+    """On an Upstart profile a component package carries its daemon's jobs."""
+    profile = source_stack.dir / "packaging/profiles/fake.yaml"
+    profile.write_text(profile.read_text().replace("init: systemd", "init: upstart"))
+    source_stack.component("corosync", binary="corosync")
+    source_stack.component("other", binary="other-tool")
+    (source_stack.dir / "upstart").symlink_to(Path(__file__).parents[2] / "upstart")
+    assert main(source_stack.argv("render")) == 0
+    work = source_stack.out / "fake/work"
+    (tree,) = (work / "corosync").glob("corosync-1.0")
+    assert (tree / "debian/clusterstack-upstart/corosync.conf").read_text().startswith("#")
+    assert "debian/clusterstack-upstart/corosync.conf etc/init/" in \
+        (tree / "debian/corosync.install").read_text()
+    (other,) = (work / "other").glob("other-1.0")
+    assert not (other / "debian/clusterstack-upstart").exists()
+
+
+def test_systemd_profile_ships_no_jobs(source_stack: SourceStack) -> None:
+    source_stack.component("corosync", binary="corosync")
+    assert main(source_stack.argv("render")) == 0
+    (tree,) = (source_stack.out / "fake/work/corosync").glob("corosync-1.0")
+    assert not (tree / "debian/clusterstack-upstart").exists()
