@@ -56,6 +56,20 @@ def load(name: str, workspace: Workspace, profile: Profile, runner: Runner) -> B
     return module.create(workspace, profile, runner)
 
 
+def sbuild_options(profile: Profile, req: BuildRequest, build_dir: str,
+                   extra: list[str]) -> list[str]:
+    """What every backend asks of sbuild; the backend adds its chroot mode and the .dsc."""
+    return [
+        f"--dist={profile.suite}", f"--arch={profile.arch}",
+        "--arch-all" if req.arch_all else "--no-arch-all",
+        "--arch-any" if req.arch_any else "--no-arch-any",
+        "--no-source", "--no-run-lintian", "--no-run-piuparts", "--no-run-autopkgtest",
+        "--nolog", f"--build-dir={build_dir}",
+        *(f"--extra-package={e}" for e in extra),
+        *(f"--add-depends={dep}" for dep in req.add_depends),
+    ]
+
+
 def collect_result(out_dir: Path, dsc: Path) -> BuildResult:
     """Find what sbuild left for this source in out_dir."""
     stem = dsc.stem  # source_version

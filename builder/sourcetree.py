@@ -1,11 +1,11 @@
-"""Steps shared by strategies that build from source: pack, build, check."""
+"""Steps shared by strategies that build from source: finish, pack, build, check."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from . import lintian, render
+from . import linkage, lintian, patches, render
 from .backend import BuildRequest
 from .errors import ClusterStackError
 from .strategy import Artifacts, Context
@@ -33,3 +33,46 @@ def build_tree(ctx: Context, tree: Path, version: str, dest: Path) -> Artifacts:
         arts.source_files.append(dest / name)
     arts.lintian = lintian.run(result.changes, ctx.runner)
     return arts
+
+
+def render_files(ctx: Context, tree: Path, values: dict[str, object]) -> None:
+    """The recipe's `files`: extra templates rendered to paths in the tree."""
+    section = ctx.recipe.strategy
+    for template, target in ctx.recipe.spec.get("files", {}).items():
+        src = ctx.recipe.directory / template
+        if not src.is_file():
+            raise ctx.recipe.error(f"template '{template}' does not exist",
+                                   f"{section}.files.{template}")
+        out = tree / target
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render.render_file(src, values), encoding="utf-8")
+        out.chmod(src.stat().st_mode & 0o777)
+
+
+def finish(ctx: Context, tree: Path) -> Path:
+    """Our patches on top, and on an Upstart profile the daemons' jobs."""
+    patches.apply(tree, ctx.workspace.patches_dir / ctx.recipe.name, ctx.runner)
+    if ctx.profile.init == "upstart":
+        from .upstart import package as upstart_jobs
+        upstart_jobs.into_source_tree(ctx.profile.template_context(), tree,
+                                      upstart_dir=ctx.workspace.upstart_dir, runner=ctx.runner)
+    return tree
+
+
+class FromSource:
+    """Build and produce for strategies whose render() makes a source tree."""
+
+    def version(self, ctx: Context) -> str:
+        raise NotImplementedError
+
+    def render(self, ctx: Context, work: Path) -> Path:
+        raise NotImplementedError
+
+    def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:
+        arts = build_tree(ctx, tree, self.version(ctx), dest)
+        linkage.check(arts.debs, ctx.recipe.forbid_linkage, ctx.runner)
+        return arts
+
+    def produce(self, ctx: Context, dest: Path) -> Artifacts:
+        work = ctx.workspace.work_dir(ctx.profile.name, ctx.recipe.name)
+        return self.build(ctx, self.render(ctx, work), dest)

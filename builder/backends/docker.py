@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backend import BuildRequest, BuildResult, collect_result
+from ..backend import BuildRequest, BuildResult, collect_result, sbuild_options
 from ..command import Runner
 from ..errors import ClusterStackError
 from ..profile import Profile
@@ -63,17 +63,8 @@ def container_paths(req: BuildRequest) -> tuple[dict[str, dict[str, str]], list[
 
 
 def sbuild_argv(profile: Profile, req: BuildRequest, extra: list[str]) -> list[str]:
-    argv = [
-        "sbuild", "--chroot-mode=autopkgtest", f"--autopkgtest-virt-server={VIRT_SERVER}",
-        f"--dist={profile.suite}", f"--arch={profile.arch}",
-        "--arch-all" if req.arch_all else "--no-arch-all",
-        "--arch-any" if req.arch_any else "--no-arch-any",
-        "--no-source", "--no-run-lintian", "--no-run-piuparts", "--no-run-autopkgtest",
-        "--nolog", f"--build-dir={OUT}",
-    ]
-    argv += [f"--extra-package={e}" for e in extra]
-    argv += [f"--add-depends={dep}" for dep in req.add_depends]
-    return [*argv, f"{SRC}/{req.dsc.name}"]
+    return ["sbuild", "--chroot-mode=autopkgtest", f"--autopkgtest-virt-server={VIRT_SERVER}",
+            *sbuild_options(profile, req, OUT, extra), f"{SRC}/{req.dsc.name}"]
 
 
 def docker_run_line(image: str, command: list[str], binds: dict[str, dict[str, str]],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backend import BuildRequest, BuildResult, collect_result
+from ..backend import BuildRequest, BuildResult, collect_result, sbuild_options
 from ..command import Runner
 from ..profile import Profile
 from ..workspace import Workspace
@@ -13,17 +13,9 @@ from . import chroot
 
 
 def sbuild_command(profile: Profile, tarball: Path, req: BuildRequest) -> list[str]:
-    argv = [
-        "sbuild", "--chroot-mode=unshare", f"--chroot={tarball}",
-        f"--dist={profile.suite}", f"--arch={profile.arch}",
-        "--arch-all" if req.arch_all else "--no-arch-all",
-        "--arch-any" if req.arch_any else "--no-arch-any",
-        "--no-source", "--no-run-lintian", "--no-run-piuparts", "--no-run-autopkgtest",
-        "--nolog", f"--build-dir={req.out_dir}",
-    ]
-    argv += [f"--extra-package={deb}" for deb in req.extra_debs]
-    argv += [f"--add-depends={dep}" for dep in req.add_depends]
-    return [*argv, str(req.dsc)]
+    return ["sbuild", "--chroot-mode=unshare", f"--chroot={tarball}",
+            *sbuild_options(profile, req, str(req.out_dir), [str(d) for d in req.extra_debs]),
+            str(req.dsc)]
 
 
 @dataclass

@@ -202,12 +202,14 @@ class Cluster:
 
     def teardown(self) -> list[str]:
         """Stop everything; return what was left behind (empty when clean)."""
-        self.controller.stop()  # no fencing request may boot a node from here on
-        self._power.shutdown(wait=True)
-        for node in [*self.nodes, self.client]:
-            node.kill()
-        self.switch.stop()
-        self.memory.stop()
+        try:
+            self.controller.stop()  # no fencing request may boot a node from here on
+            self._power.shutdown(wait=True)
+        finally:
+            for node in [*self.nodes, self.client]:
+                node.kill()
+            self.switch.stop()
+            self.memory.stop()
         return self.leftovers()
 
     def leftovers(self) -> list[str]:

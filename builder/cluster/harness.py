@@ -60,12 +60,11 @@ class _Steps:
         try:
             value = fn()
         except BaseException as exc:
+            self.failed = True
             if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: record, then stop
-                self.failed = True
                 self.report.steps[name] = f"interrupted ({type(exc).__name__})"
                 self.report.error = f"{name}: interrupted"
                 raise
-            self.failed = True
             self.report.steps[name] = f"failed: {exc}"
             self.report.error = f"{name}: {exc}"
             log.error("cluster step %s failed: %s", name, exc)
@@ -184,10 +183,13 @@ def _teardown(cluster: Cluster | None, run_dir: Path | None, report: ClusterRepo
               out: Path) -> None:
     """Collect logs, tear everything down and write the report, whatever happened before."""
     if cluster is not None:
-        live = cluster.live_nodes()
-        if live:
-            (out / "fencing-history.txt").write_text(scenarios.fencing_history(live[0]))
-        cluster.memory.sample()
+        try:
+            live = cluster.live_nodes()
+            if live:
+                (out / "fencing-history.txt").write_text(scenarios.fencing_history(live[0]))
+            cluster.memory.sample()
+        except Exception as exc:  # a last look is worth less than the teardown after it
+            log.warning("could not record the cluster's final state: %s", exc)
         leftovers = cluster.teardown()
         cluster.collect_logs(out / "logs")
         report.fencing_events = list(cluster.controller.events)

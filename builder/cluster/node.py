@@ -75,11 +75,14 @@ class Node:
             if not rel:
                 continue
             upper = self.upper / rel
+            lower = self.lower / rel
+            if lower.is_symlink():
+                # A real directory here would hide the link (/lib -> usr/lib) from the node.
+                raise ValueError(f"{path}: /{rel} is a symbolic link in the root")
             if upper.is_dir():
                 continue
             upper.mkdir()
-            lower = self.lower / rel
-            if lower.is_dir() and not lower.is_symlink():
+            if lower.is_dir():
                 st = lower.stat()
                 os.chown(upper, st.st_uid, st.st_gid)
                 os.chmod(upper, st.st_mode & 0o7777)

@@ -12,16 +12,15 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import digest, linkage, patches, render
-from ..sourcetree import build_tree
-from ..strategy import Artifacts, Context, Intent
-from ..upstart import package as upstart_jobs
+from .. import digest, patches, render
+from ..sourcetree import FromSource, finish
+from ..strategy import Context, Intent
 
 FORMAT = "1"
 TARBALL_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst")
 
 
-class PackageStrategy:
+class PackageStrategy(FromSource):
     name = "package"
 
     def version(self, ctx: Context) -> str:
@@ -92,18 +91,4 @@ class PackageStrategy:
             [f"Packaged by ClusterStack for {ctx.profile.name} from the upstream tarball.",
              *(f"Patch: {p}" for p in patches.read_series(
                  ctx.workspace.patches_dir / ctx.recipe.name))], when=0)
-        patches.apply(tree, ctx.workspace.patches_dir / ctx.recipe.name, ctx.runner)
-        if ctx.profile.init == "upstart":
-            upstart_jobs.into_source_tree(ctx.profile.template_context(), tree,
-                                          upstart_dir=ctx.workspace.upstart_dir,
-                                          runner=ctx.runner)
-        return tree
-
-    def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:
-        arts = build_tree(ctx, tree, self.version(ctx), dest)
-        linkage.check(arts.debs, ctx.recipe.forbid_linkage, ctx.runner)
-        return arts
-
-    def produce(self, ctx: Context, dest: Path) -> Artifacts:
-        work = ctx.workspace.work_dir(ctx.profile.name, ctx.recipe.name)
-        return self.build(ctx, self.render(ctx, work), dest)
+        return finish(ctx, tree)

@@ -12,17 +12,16 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import digest, linkage, patches, render
+from .. import digest, patches, render
 from ..errors import VerificationError
-from ..sourcetree import build_tree
-from ..strategy import Artifacts, Context, Intent
-from ..upstart import package as upstart_jobs
+from ..sourcetree import FromSource, finish, render_files
+from ..strategy import Context, Intent
 from ..upstream import SourcePackage
 
 FORMAT = "1"
 
 
-class RebuildStrategy:
+class RebuildStrategy(FromSource):
     name = "rebuild"
 
     def version(self, ctx: Context) -> str:
@@ -84,31 +83,10 @@ class RebuildStrategy:
         values = {"source": src.package, "version": self.version(ctx),
                   "upstream_version": upstream, "maintainer": render.MAINTAINER,
                   "profile": ctx.profile.template_context()}
-        for template, target in spec.get("files", {}).items():
-            path = ctx.recipe.directory / template
-            if not path.is_file():
-                raise ctx.recipe.error(f"template '{template}' does not exist",
-                                       f"rebuild.files.{template}")
-            out = tree / target
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(render.render_file(path, values), encoding="utf-8")
+        render_files(ctx, tree, values)
         series = patches.read_series(ctx.workspace.patches_dir / ctx.recipe.name)
         render.prepend_changelog(
             debian, self.version(ctx), ctx.profile.suite,
             [f"Rebuilt by ClusterStack for {ctx.profile.name}.",
              *spec.get("changes", []), *(f"Patch: {p}" for p in series)])
-        patches.apply(tree, ctx.workspace.patches_dir / ctx.recipe.name, ctx.runner)
-        if ctx.profile.init == "upstart":
-            upstart_jobs.into_source_tree(ctx.profile.template_context(), tree,
-                                          upstart_dir=ctx.workspace.upstart_dir,
-                                          runner=ctx.runner)
-        return tree
-
-    def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:
-        arts = build_tree(ctx, tree, self.version(ctx), dest)
-        linkage.check(arts.debs, ctx.recipe.forbid_linkage, ctx.runner)
-        return arts
-
-    def produce(self, ctx: Context, dest: Path) -> Artifacts:
-        work = ctx.workspace.work_dir(ctx.profile.name, ctx.recipe.name)
-        return self.build(ctx, self.render(ctx, work), dest)
+        return finish(ctx, tree)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
+import os
 import re
 import socket
 import xml.etree.ElementTree as ET
@@ -15,6 +16,7 @@ import pytest
 from builder.cluster import config
 from builder.cluster.cluster import parse_crm_mon
 from builder.cluster.fencing import FenceController, FenceTarget, agent_path
+from builder.cluster.node import Node
 from builder.cluster.options import ClusterOptions, ClusterReport, FenceEvent
 from builder.cluster.report import table, write
 from builder.cluster.rootfs import (
@@ -367,3 +369,21 @@ def test_release_digest_reads_the_served_inrelease(tmp_path):
         assert release_digest(line) != first
         with pytest.raises(ValueError, match="cannot read"):
             release_digest(f"deb {url}/ forky main")
+
+
+def test_node_files_keep_the_lower_layers_directory_owners(tmp_path):
+    lower = tmp_path / "lower"
+    (lower / "var/lib/pacemaker/cib").mkdir(parents=True)
+    os.chown(lower / "var/lib/pacemaker/cib", 123, 456)
+    os.chmod(lower / "var/lib/pacemaker/cib", 0o750)
+    (lower / "usr/lib").mkdir(parents=True)
+    (lower / "lib").symlink_to("usr/lib")
+    node = Node("node1", "192.0.2.1", lower, tmp_path / "node1", tmp_path / "shared",
+                tmp_path / "fence", Runner())
+    node.write("/var/lib/pacemaker/cib/cib.xml", "<cib/>", 0o600, (123, 456))
+    made = (node.upper / "var/lib/pacemaker/cib").stat()
+    assert (made.st_uid, made.st_gid, made.st_mode & 0o7777) == (123, 456, 0o750)
+    written = (node.upper / "var/lib/pacemaker/cib/cib.xml").stat()
+    assert (written.st_uid, written.st_mode & 0o7777) == (123, 0o600)
+    with pytest.raises(ValueError, match="symbolic link"):
+        node.write("/lib/x", "x")
