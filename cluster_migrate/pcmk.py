@@ -18,6 +18,19 @@ class Op:
     on_fail: str | None = None
     params: dict[str, str] = field(default_factory=dict)
 
+    def attributes(self) -> dict[str, str]:
+        """interval, timeout, role, on-fail and the op's own parameters, as the
+        shells take them (name=value)."""
+        attrs = {"interval": self.interval}
+        if self.timeout:
+            attrs["timeout"] = self.timeout
+        if self.role:
+            attrs["role"] = self.role
+        if self.on_fail:
+            attrs["on-fail"] = self.on_fail
+        attrs.update(self.params)
+        return attrs
+
 
 @dataclass
 class Primitive:

@@ -30,15 +30,7 @@ def _kv(values: dict[str, str]) -> str:
 def _crm_ops(ops: list[Op]) -> str:
     parts = []
     for op in ops:
-        attrs = {"interval": op.interval}
-        if op.timeout:
-            attrs["timeout"] = op.timeout
-        if op.role:
-            attrs["role"] = op.role
-        if op.on_fail:
-            attrs["on-fail"] = op.on_fail
-        attrs.update(op.params)
-        parts.append(f"op {op.name} {_kv(attrs)}")
+        parts.append(f"op {op.name} {_kv(op.attributes())}")
     return " \\\n    ".join(parts)
 
 
@@ -104,15 +96,7 @@ def _pcs_ops(ops: list[Op]) -> list[str]:
         return []
     out = ["op"]
     for op in ops:
-        attrs = {"interval": op.interval}
-        if op.timeout:
-            attrs["timeout"] = op.timeout
-        if op.role:
-            attrs["role"] = op.role
-        if op.on_fail:
-            attrs["on-fail"] = op.on_fail
-        attrs.update(op.params)
-        out.append(f"{op.name} {_kv(attrs)}")
+        out.append(f"{op.name} {_kv(op.attributes())}")
     return out
 
 

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("out/cluster"))
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--token-ms", type=int, default=1000)
+    parser.add_argument("--shell", choices=("crmsh", "pcs"), default="crmsh",
+                        help="configuration shell to install and drive")
     parser.add_argument("--fence-action", choices=("reboot", "off"), default="reboot")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -37,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     options = ClusterOptions(suite=args.suite, mirror=args.mirror, extra_sources=args.source,
                              extra_keys=args.key, nodes=args.nodes, scenario=args.scenario,
                              output_dir=args.output, cache_dir=args.cache_dir,
-                             token_ms=args.token_ms, fence_action=args.fence_action)
+                             token_ms=args.token_ms, fence_action=args.fence_action,
+                             shell=args.shell)
     report = run_cluster(options)
     sys.stdout.write(table(report))
     sys.stdout.write(f"report: {args.output / 'cluster-report.json'}\n")

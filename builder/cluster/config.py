@@ -98,39 +98,106 @@ def pacemaker_defaults() -> str:
     return "PCMK_logfile=/var/log/pacemaker/pacemaker.log\nPCMK_logfacility=none\n"
 
 
-def crm_base_config(fence_action: str = "reboot") -> str:
-    """Cluster options and the fence device, in crmsh's syntax."""
-    if fence_action not in ("reboot", "off"):
+SERVICE_GROUP = "service"
+FENCE_ACTIONS = ("reboot", "off")
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """One resource, neutral to the shell that will create it."""
+
+    id: str
+    agent: str  # "ocf:heartbeat:IPaddr2", "stonith:fence_nsnode"
+    params: tuple[tuple[str, str], ...] = ()
+    ops: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+
+def cluster_properties(fence_action: str) -> list[tuple[str, str]]:
+    if fence_action not in FENCE_ACTIONS:
         raise ValueError(f"fence action must be reboot or off, not {fence_action!r}")
+    return [("stonith-enabled", "true"), ("stonith-action", fence_action),
+            ("stonith-timeout", "60s"), ("no-quorum-policy", "stop")]
+
+
+RESOURCE_DEFAULTS = [("resource-stickiness", "100")]
+
+FENCE_DEVICE = Primitive(
+    "fence-nsnode", "stonith:fence_nsnode", (("socket", FENCE_SOCKET),),
+    (("monitor", (("interval", "60s"), ("timeout", "20s"))),))
+
+
+def service_group(workload: str, plan: AddressPlan) -> list[Primitive]:
+    """The service group: VIP + Dummy (short) or VIP + MariaDB on shared storage (full)."""
+    vip = Primitive("vip", "ocf:heartbeat:IPaddr2",
+                    (("ip", plan.db_vip), ("cidr_netmask", "24"), ("nic", "eth0")),
+                    (("monitor", (("interval", "5s"), ("timeout", "20s"))),))
+    if workload == "dummy":
+        return [vip, Primitive("app", "ocf:heartbeat:Dummy", (),
+                               (("monitor", (("interval", "10s"), ("timeout", "20s"))),))]
+    if workload == "mariadb":
+        return [vip, Primitive(
+            "db", "ocf:heartbeat:mysql",
+            (("binary", "/usr/sbin/mariadbd"), ("client_binary", "/usr/bin/mariadb"),
+             ("datadir", DB_DATADIR), ("user", "mysql"), ("group", "mysql"),
+             ("config", "/etc/mysql/my.cnf"), ("pid", "/run/mysqld/mysqld.pid"),
+             ("socket", "/run/mysqld/mysqld.sock"),
+             # the agent fails without an existing log path
+             ("log", "/var/log/mysql/error.log"),
+             ("additional_parameters",
+              f"--bind-address=0.0.0.0 --init-file={SHARED_MOUNT}/init.sql")),
+            (("start", (("timeout", "120s"), ("interval", "0"))),
+             ("stop", (("timeout", "120s"), ("interval", "0"))),
+             ("monitor", (("interval", "5s"), ("timeout", "30s")))))]
+    raise ValueError(f"unknown workload {workload!r}")
+
+
+def _crm_pairs(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str:
+    return " ".join(f'{k}="{v}"' if " " in v else f"{k}={v}" for k, v in pairs)
+
+
+def _crm_primitive(p: Primitive) -> str:
+    line = f"primitive {p.id} {p.agent}"
+    if p.params:
+        line += " params " + _crm_pairs(p.params)
+    for name, attrs in p.ops:
+        line += f" op {name} " + _crm_pairs(attrs)
+    return line + "\n"
+
+
+def crm_config(fence_action: str, workload: str, plan: AddressPlan) -> str:
+    """The whole configuration in crmsh's syntax, for `crm configure load update`."""
+    group = service_group(workload, plan)
     return (
-        f"property cib-bootstrap-options: stonith-enabled=true stonith-action={fence_action} "
-        "stonith-timeout=60s no-quorum-policy=stop\n"
-        "rsc_defaults rsc-options: resource-stickiness=100\n"
-        f"primitive fence-nsnode stonith:fence_nsnode params socket={FENCE_SOCKET} "
-        "op monitor interval=60s timeout=20s\n"
+        f"property cib-bootstrap-options: {_crm_pairs(cluster_properties(fence_action))}\n"
+        f"rsc_defaults rsc-options: {_crm_pairs(RESOURCE_DEFAULTS)}\n"
+        + _crm_primitive(FENCE_DEVICE)
+        + "".join(_crm_primitive(p) for p in group)
+        + f"group {SERVICE_GROUP} {' '.join(p.id for p in group)}\n"
     )
 
 
-def crm_workload_config(workload: str, plan: AddressPlan) -> str:
-    """The service group: VIP + Dummy (short) or VIP + MariaDB on shared storage (full)."""
-    vip = (f"primitive vip IPaddr2 params ip={plan.db_vip} cidr_netmask=24 nic=eth0 "
-           "op monitor interval=5s timeout=20s\n")
-    if workload == "dummy":
-        return vip + ("primitive app ocf:heartbeat:Dummy op monitor interval=10s timeout=20s\n"
-                      "group service vip app\n")
-    if workload == "mariadb":
-        return vip + (
-            "primitive db ocf:heartbeat:mysql params binary=/usr/sbin/mariadbd "
-            f"client_binary=/usr/bin/mariadb datadir={DB_DATADIR} user=mysql group=mysql "
-            "config=/etc/mysql/my.cnf pid=/run/mysqld/mysqld.pid "
-            "socket=/run/mysqld/mysqld.sock log=/var/log/mysql/error.log "
-            f"additional_parameters=\"--bind-address=0.0.0.0 "
-            f"--init-file={SHARED_MOUNT}/init.sql\" "
-            "op start timeout=120s interval=0 op stop timeout=120s interval=0 "
-            "op monitor interval=5s timeout=30s\n"
-            "group service vip db\n"
-        )
-    raise ValueError(f"unknown workload {workload!r}")
+def _pcs_create(p: Primitive) -> list[str]:
+    argv = [f"{k}={v}" for k, v in p.params]
+    for name, attrs in p.ops:
+        argv += ["op", name, *(f"{k}={v}" for k, v in attrs)]
+    return argv
+
+
+def pcs_commands(cib: str, fence_action: str, workload: str,
+                 plan: AddressPlan) -> list[list[str]]:
+    """The same configuration as pcs commands on the CIB file `cib` (pcs -f)."""
+    pcs = ["pcs", "-f", cib]
+    commands = [
+        [*pcs, "property", "set",
+         *(f"{k}={v}" for k, v in cluster_properties(fence_action))],
+        [*pcs, "resource", "defaults", "update", *(f"{k}={v}" for k, v in RESOURCE_DEFAULTS)],
+        [*pcs, "stonith", "create", FENCE_DEVICE.id, FENCE_DEVICE.agent.split(":", 1)[1],
+         *_pcs_create(FENCE_DEVICE)],
+    ]
+    for p in service_group(workload, plan):
+        commands.append([*pcs, "resource", "create", p.id, p.agent, *_pcs_create(p),
+                         "--group", SERVICE_GROUP])
+    return commands
 
 
 def mariadb_init_sql() -> str:

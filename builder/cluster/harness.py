@@ -90,7 +90,7 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
     with _signals_interrupt():
         try:
             spec = RootSpec(options.suite, options.mirror, tuple(options.extra_sources),
-                            tuple(options.extra_keys))
+                            tuple(options.extra_keys), shell=options.shell)
             root = step("root", lambda: ensure_root(spec, options.cache_dir, runner))
             if root is None:
                 return report

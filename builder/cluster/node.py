@@ -57,6 +57,7 @@ class Node:
               owner: tuple[int, int] = (0, 0)) -> None:
         """Put a file into the node's root (before boot: its upper layer)."""
         target = self.upper / path.lstrip("/")
+        self.upper.mkdir(parents=True, exist_ok=True)
         self._make_parents(Path(path))
         if isinstance(text, str):
             text = text.encode()

@@ -29,12 +29,16 @@ class ClusterOptions:
     # Corosync token in ms: the default (3000) makes a kill fail-over ~8 s; 1000 halves it.
     token_ms: int = 1000
     step_timeout: float = 120.0
+    # Configuration shell to install and drive: "crmsh" or "pcs" (ubuntu-cluster: crmsh | pcs).
+    shell: str = "crmsh"
     # Pacemaker's stonith-action: "reboot" (its default) boots a fenced node again.
     fence_action: str = "reboot"
 
     def __post_init__(self) -> None:
         if self.scenario not in ("short", "full"):
             raise ValueError(f"scenario must be 'short' or 'full', not {self.scenario!r}")
+        if self.shell not in ("crmsh", "pcs"):
+            raise ValueError("shell must be 'crmsh' or 'pcs'")
         if self.fence_action not in ("reboot", "off"):
             raise ValueError("fence_action must be 'reboot' or 'off'")
         if not 2 <= self.nodes <= 16:

@@ -28,8 +28,9 @@ log = logging.getLogger("clusterstack.cluster")
 ROOT_FORMAT = 1
 
 # Stock Debian packages that stand in for ubuntu-cluster until our archive has it.
-STOCK_STACK = ["pacemaker", "corosync", "crmsh", "resource-agents", "fence-agents"]
+STOCK_STACK = ["pacemaker", "corosync", "resource-agents", "fence-agents"]
 OUR_STACK = ["ubuntu-cluster"]
+SHELLS = ("crmsh", "pcs")
 # Wanted in both cases: the workload, VRRP, and what the harness itself calls in a node.
 WORKLOAD = ["mariadb-server", "mariadb-client", "keepalived"]
 NODE_TOOLS = ["iproute2", "iputils-ping", "procps", "python3", "psmisc"]
@@ -64,10 +65,20 @@ class RootSpec:
     extra_sources: Sequence[str] = ()
     extra_keys: Sequence[Path] = ()
     extra_packages: Sequence[str] = field(default_factory=tuple)
+    # The configuration shell. ubuntu-cluster depends on "crmsh | pcs": apt takes crmsh
+    # unless pcs is asked for by name.
+    shell: str = "crmsh"
+
+    def __post_init__(self) -> None:
+        if self.shell not in SHELLS:
+            raise ValueError(f"shell must be one of {', '.join(SHELLS)}, not {self.shell!r}")
 
     @property
     def packages(self) -> list[str]:
-        stack = OUR_STACK if self.extra_sources else STOCK_STACK
+        if self.extra_sources:
+            stack = [*OUR_STACK, *(["pcs"] if self.shell == "pcs" else [])]
+        else:
+            stack = [*STOCK_STACK, self.shell]
         return sorted({*stack, *WORKLOAD, *NODE_TOOLS, *self.extra_packages})
 
     def key(self, release_digests: Sequence[str] = ()) -> str:

@@ -16,7 +16,6 @@ from .node import Node, NodeError
 log = logging.getLogger("clusterstack.cluster")
 
 T = TypeVar("T")
-SERVICE = "service"  # the resource group
 PROBE_INTERVAL = 0.2
 
 
@@ -64,13 +63,27 @@ def stack_shell(cluster: Cluster) -> str:
     raise ScenarioError("neither crmsh nor pcs is installed in the node root")
 
 
-def apply_config(node: Node, shell: str, text: str) -> None:
-    """Load configuration in crmsh syntax through the stack's own shell."""
-    if shell != "crmsh":
-        raise ScenarioError(f"configuring through {shell} is not implemented yet")
-    path = "/tmp/clusterstack.crm"
-    node.root_path(path).write_text(text)
-    node.run(["crm", "configure", "load", "update", path], timeout=120)
+def apply_config(cluster: Cluster, shell: str, fence_action: str, workload: str) -> None:
+    """Configure fencing and the service group through the stack's own shell."""
+    node = cluster.nodes[0]
+    if shell == "crmsh":
+        path = "/tmp/clusterstack.crm"
+        node.root_path(path).write_text(config.crm_config(fence_action, workload, cluster.plan))
+        node.run(["crm", "configure", "load", "update", path], timeout=120)
+        return
+    # pcs edits a copy of the CIB offline and pushes it back in one go, as its manual says.
+    cib = "/tmp/clusterstack-cib.xml"
+    node.run(["pcs", "cluster", "cib", cib], timeout=60)
+    for argv in config.pcs_commands(cib, fence_action, workload, cluster.plan):
+        node.run(argv, timeout=120)
+    node.run(["pcs", "cluster", "cib-push", cib, "--config"], timeout=60)
+
+
+def set_standby(node: Node, shell: str, target: str, standby: bool) -> None:
+    if shell == "crmsh":
+        node.run(["crm", "node", "standby" if standby else "online", target], timeout=60)
+    else:
+        node.run(["pcs", "node", "standby" if standby else "unstandby", target], timeout=60)
 
 
 # --- the service group ------------------------------------------------------------------
@@ -97,8 +110,8 @@ def service_owner(cluster: Cluster, members: tuple[str, ...]) -> str | None:
     return None
 
 
-def group_members(workload: str) -> tuple[str, ...]:
-    return ("vip", "app") if workload == "dummy" else ("vip", "db")
+def group_members(cluster: Cluster, workload: str) -> tuple[str, ...]:
+    return tuple(p.id for p in config.service_group(workload, cluster.plan))
 
 
 def sql(cluster: Cluster, statement: str, timeout: float = 10) -> str | None:
@@ -159,9 +172,8 @@ def start_service(cluster: Cluster, shell: str, workload: str, timeout: float,
     """Configure fencing and the service group; return the node that serves it."""
     if workload == "mariadb":
         prepare_mariadb(cluster)
-    apply_config(cluster.nodes[0], shell, config.crm_base_config(fence_action)
-                 + config.crm_workload_config(workload, cluster.plan))
-    members = group_members(workload)
+    apply_config(cluster, shell, fence_action, workload)
+    members = group_members(cluster, workload)
     owner = wait_for("the service group to start",
                      lambda: service_owner(cluster, members), timeout)
     served = wait_for("the VIP to answer", lambda: serving_node(cluster, workload), timeout,
@@ -207,15 +219,13 @@ def standby_failover(cluster: Cluster, shell: str, workload: str, timeout: float
     others = [n for n in cluster.live_nodes() if n.name != source]
     if not others:
         raise ScenarioError("no other live node to move the service to")
-    if shell != "crmsh":
-        raise ScenarioError(f"standby through {shell} is not implemented yet")
     started = time.monotonic()
-    others[0].run(["crm", "node", "standby", source], timeout=60)
+    set_standby(others[0], shell, source, True)
     seconds, target = _measure_move(cluster, workload, source, started, timeout)
     back = read_row(cluster, workload, 2)
     if workload == "mariadb" and back != f"written via {source} before standby":
         raise ScenarioError(f"the row written before standby reads back as {back!r}")
-    others[0].run(["crm", "node", "online", source], timeout=60)
+    set_standby(others[0], shell, source, False)
     return Failover(seconds, source, target, True if workload == "mariadb" else None)
 
 

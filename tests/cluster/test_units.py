@@ -208,21 +208,43 @@ def test_addresses_are_test_net_only():
 
 def test_crm_config_enables_fencing_and_groups_vip_with_service():
     plan = config.AddressPlan()
-    base = config.crm_base_config()
-    assert "stonith-enabled=true" in base
-    assert "stonith-action=reboot" in base
-    assert "stonith-action=off" in config.crm_base_config("off")
+    db = config.crm_config("reboot", "mariadb", plan)
+    lines = db.splitlines()
+    assert lines[0].startswith("property cib-bootstrap-options: stonith-enabled=true ")
+    assert "stonith-action=reboot" in lines[0]
+    assert "stonith-action=off" in config.crm_config("off", "dummy", plan)
     with pytest.raises(ValueError):
-        config.crm_base_config("poweroff")
-    assert f"stonith:fence_nsnode params socket={config.FENCE_SOCKET}" in base
-    db = config.crm_workload_config("mariadb", plan)
-    assert f"IPaddr2 params ip={plan.db_vip}" in db
+        config.crm_config("poweroff", "dummy", plan)
+    assert (f"primitive fence-nsnode stonith:fence_nsnode params socket={config.FENCE_SOCKET} "
+            "op monitor interval=60s timeout=20s") in lines
+    assert f"primitive vip ocf:heartbeat:IPaddr2 params ip={plan.db_vip} " in db
     assert "ocf:heartbeat:mysql" in db and f"datadir={config.DB_DATADIR}" in db
     assert "log=/var/log/mysql/error.log" in db  # the agent fails without an existing log path
-    assert db.rstrip().endswith("group service vip db")
-    assert config.crm_workload_config("dummy", plan).rstrip().endswith("group service vip app")
+    # a value with spaces is quoted, or crmsh would split it into parameters
+    assert 'additional_parameters="--bind-address=0.0.0.0 --init-file=' in db
+    assert lines[-1] == "group service vip db"
+    assert config.crm_config("off", "dummy", plan).splitlines()[-1] == "group service vip app"
     with pytest.raises(ValueError):
-        config.crm_workload_config("oracle", plan)
+        config.crm_config("off", "oracle", plan)
+
+
+def test_pcs_commands_build_the_same_configuration_on_a_cib_file():
+    plan = config.AddressPlan()
+    commands = config.pcs_commands("/tmp/cib.xml", "off", "mariadb", plan)
+    assert all(c[:3] == ["pcs", "-f", "/tmp/cib.xml"] for c in commands)
+    assert commands[0][3:6] == ["property", "set", "stonith-enabled=true"]
+    assert "stonith-action=off" in commands[0]
+    [stonith] = [c for c in commands if c[3:5] == ["stonith", "create"]]
+    assert stonith[5:8] == ["fence-nsnode", "fence_nsnode",
+                            f"socket={config.FENCE_SOCKET}"]
+    creates = [c for c in commands if c[3:5] == ["resource", "create"]]
+    assert [c[5] for c in creates] == ["vip", "db"]
+    assert all(c[-2:] == ["--group", "service"] for c in creates)
+    db = creates[1]
+    # one argv word per parameter: no shell quoting involved
+    assert ("additional_parameters=--bind-address=0.0.0.0 "
+            f"--init-file={config.SHARED_MOUNT}/init.sql") in db
+    assert db[db.index("op"):db.index("op") + 4] == ["op", "start", "timeout=120s", "interval=0"]
 
 
 def test_seed_cib_is_xml_with_short_dc_deadtime():
