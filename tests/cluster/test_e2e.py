@@ -120,3 +120,14 @@ def test_sigterm_mid_run_tears_everything_down(tmp_path):
     assert report["ok"] is False
     assert report["steps"]["teardown"] == "ok"
     assert "interrupted" in report["error"]
+
+
+@pytest.mark.skipif(os.environ.get("CLUSTERSTACK_TEST_PCS") != "1",
+                    reason="set CLUSTERSTACK_TEST_PCS=1: builds a second node root, with pcs")
+def test_short_configured_with_pcs(tmp_path):
+    report = run_cluster(ClusterOptions(nodes=2, scenario="short", output_dir=tmp_path / "out",
+                                        cache_dir=CACHE, work_dir=tmp_path / "runs",
+                                        shell="pcs"))
+    assert report.stack_shell == "pcs"
+    assert_passed(report, 2)
+    assert harness_leftovers(tmp_path / "runs") == []
