@@ -200,6 +200,11 @@ class Builder:
             outcome.status = "built" if e.builds else "fetched"
             outcome.version, outcome.duration, outcome.lintian = \
                 arts.version, duration, arts.lintian
+            prev = e.previous
+            if e.builds and prev and prev.version == arts.version and prev.key != e.key:
+                # apt never upgrades to different content under the same version.
+                self.progress.say(e.name, "warning", f"rebuilt as {arts.version} again, from "
+                                  "changed inputs: bump the recipe's version before publishing")
             lint = (f", lintian {arts.lintian.get('error', 0)}E/"
                     f"{arts.lintian.get('warning', 0)}W" if e.builds else "")
             self.progress.say(e.name, outcome.status, f"{arts.source} {arts.version} "

@@ -8,6 +8,7 @@ is written here with python-debian, so versions follow the profile.
 from __future__ import annotations
 
 import email.utils
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,14 @@ from debian.deb822 import Deb822, PkgRelation
 from .errors import InputError
 
 MAINTAINER = "ClusterStack Builders <builders@clusterstack.invalid>"
+# The date of changelogs we write from scratch.  Fixed, so that the same
+# inputs give the same packages; not 1970, which lintian rightly calls a time
+# warp before the Standards-Version.  $SOURCE_DATE_EPOCH overrides it.
+CHANGELOG_EPOCH = 1754697600   # 2025-08-09, the release of Debian 13
+
+
+def changelog_epoch() -> float:
+    return float(os.environ.get("SOURCE_DATE_EPOCH", CHANGELOG_EPOCH))
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,20 @@ def formation(cluster: Cluster, started: float, timeout: float) -> float:
     return time.monotonic() - started
 
 
+# What the harness itself runs inside the nodes.
+NODE_COMMANDS = ("usr/sbin/corosync", "usr/sbin/corosync-cfgtool", "usr/sbin/pacemakerd",
+                 "usr/sbin/crm_mon", "usr/sbin/stonith_admin", "usr/sbin/keepalived",
+                 "usr/bin/mariadb", "usr/bin/mariadb-install-db", "usr/bin/ping", "usr/sbin/ip",
+                 "usr/bin/python3")
+
+
 def stack_shell(cluster: Cluster) -> str:
-    """The configuration shell the installed stack ships: crmsh or pcs."""
+    """The configuration shell the installed stack ships (crmsh or pcs), once the root
+    is known to have every command the harness runs in a node."""
+    missing = [f"/{c}" for c in NODE_COMMANDS if not (cluster.lower / c).exists()
+               and not (cluster.lower / c.replace("usr/", "", 1)).exists()]
+    if missing:
+        raise ScenarioError(f"the node root lacks {', '.join(missing)}")
     if (cluster.lower / "usr/sbin/crm").exists():
         return "crmsh"
     if (cluster.lower / "usr/sbin/pcs").exists():
@@ -98,15 +110,13 @@ def prepare_mariadb(cluster: Cluster) -> None:
 
 
 def service_owner(cluster: Cluster, members: tuple[str, ...]) -> str | None:
-    """The node all members of the service group are started on, as a live node sees it."""
+    """The node all members of the service group are started on, as the first live node
+    that answers sees it."""
     for node in cluster.live_nodes():
         seen = cluster.membership(node)
-        if seen is None:
-            continue
-        owners = {seen.resources.get(m) for m in members}
-        if len(owners) == 1 and None not in owners:
-            return owners.pop()
-        return None
+        if seen is not None:
+            owners = {seen.resources.get(m) for m in members}
+            return owners.pop() if len(owners) == 1 and None not in owners else None
     return None
 
 
@@ -151,7 +161,6 @@ class Failover:
     seconds: float
     source: str
     target: str
-    row_read_back: bool | None = None
 
 
 def write_row(cluster: Cluster, workload: str, row_id: int, note: str) -> None:
@@ -209,7 +218,7 @@ def kill_failover(cluster: Cluster, workload: str, timeout: float) -> Failover:
     back = read_row(cluster, workload, 1)
     if workload == "mariadb" and back != f"written via {source} before the kill":
         raise ScenarioError(f"the row written before the kill reads back as {back!r}")
-    return Failover(seconds, source, target, True if workload == "mariadb" else None)
+    return Failover(seconds, source, target)
 
 
 def standby_failover(cluster: Cluster, shell: str, workload: str, timeout: float) -> Failover:
@@ -226,7 +235,7 @@ def standby_failover(cluster: Cluster, shell: str, workload: str, timeout: float
     if workload == "mariadb" and back != f"written via {source} before standby":
         raise ScenarioError(f"the row written before standby reads back as {back!r}")
     set_standby(others[0], shell, source, False)
-    return Failover(seconds, source, target, True if workload == "mariadb" else None)
+    return Failover(seconds, source, target)
 
 
 def vrrp_failover(cluster: Cluster, timeout: float) -> Failover:

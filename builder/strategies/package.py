@@ -16,7 +16,7 @@ from .. import digest, patches, render
 from ..sourcetree import FromSource, finish
 from ..strategy import Context, Intent
 
-FORMAT = "1"
+FORMAT = "2"
 TARBALL_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst")
 
 
@@ -90,5 +90,5 @@ class PackageStrategy(FromSource):
             tree / "debian", source, self.version(ctx), ctx.profile.suite,
             [f"Packaged by ClusterStack for {ctx.profile.name} from the upstream tarball.",
              *(f"Patch: {p}" for p in patches.read_series(
-                 ctx.workspace.patches_dir / ctx.recipe.name))], when=0)
+                 ctx.workspace.patches_dir / ctx.recipe.name))], when=render.changelog_epoch())
         return finish(ctx, tree)
