@@ -30,7 +30,7 @@ from builder.backends.unshare import sbuild_command  # noqa: E402
 from builder.cli import main as clusterstack  # noqa: E402
 from builder.command import Runner  # noqa: E402
 
-PATCH = ROOT / "patches/cluster-glue/0002-ipmilan-use-struct-selector_s.patch"
+PATCH = ROOT / "patches/drbd-utils/0002-usage-count-no.patch"
 
 
 def timed_build(out: Path, profile: str, *extra: str) -> tuple[float, dict]:
