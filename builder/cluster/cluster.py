@@ -12,13 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..command import CommandError, Runner
+from ..command import Background, CommandError, Runner
 from . import config
 from .fencing import FenceController, FenceTarget, agent_path
 from .memory import MemorySampler, pids_in_namespaces
 from .netns import Switch
 from .node import Node
-from .process import Background
 
 log = logging.getLogger("clusterstack.cluster")
 

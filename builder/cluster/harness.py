@@ -145,6 +145,7 @@ def _run_scenarios(cluster: Cluster, options: ClusterOptions, workload: str,
     kill = step("kill fail-over", lambda: scenarios.kill_failover(cluster, workload, timeout))
     if kill is not None:
         report.kill_failover_s = round(kill.seconds, 2)
+        report.rejoin_s = None if kill.rejoin_s is None else round(kill.rejoin_s, 2)
         report.failovers["kill"] = {"from": kill.source, "to": kill.target}
     if options.scenario == "full":
         standby = step("standby fail-over", lambda: scenarios.standby_failover(

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..command import Result, Runner
+from ..command import Background, Result, Runner
 from .config import AddressPlan
-from .process import Background
 
 BRIDGE = "br0"
 

@@ -17,8 +17,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from ..command import Result, Runner
-from .process import Background
+from ..command import Background, Result, Runner
 
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -67,6 +67,8 @@ class ClusterReport:
     root_build_s: float | None = None
     formation_s: float | None = None
     kill_failover_s: float | None = None
+    # From the kill until the node, fenced by reboot, is online on every node again.
+    rejoin_s: float | None = None
     standby_failover_s: float | None = None
     vrrp_failover_s: float | None = None
     peak_memory_mib: float | None = None

@@ -27,6 +27,7 @@ def table(report: ClusterReport) -> str:
         ("formation time", _seconds(report.formation_s)),
         ("service", report.workload or "-"),
         ("fail-over, node killed", _seconds(report.kill_failover_s) + _move(report, "kill")),
+        ("fenced node back", _seconds(report.rejoin_s)),
         ("fail-over, standby", _seconds(report.standby_failover_s) + _move(report, "standby")),
         ("VRRP fail-over", _seconds(report.vrrp_failover_s) + _move(report, "vrrp")),
         ("fencing events", f"{len(report.fencing_events)} ({events})"),

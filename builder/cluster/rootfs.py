@@ -50,13 +50,18 @@ def source_release_url(line: str) -> str:
 
 
 def release_digest(line: str, timeout: float = 30) -> str:
-    """sha256 of the source's InRelease: changes whenever the repository is published anew."""
+    """A digest of what the source's packages are: the Packages indices' checksums
+    from its InRelease.  Unlike the whole InRelease (its Date changes with every
+    publish) it changes only when the packages do."""
     url = source_release_url(line)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return hashlib.sha256(response.read()).hexdigest()
+            text = response.read().decode("utf-8", "replace")
     except OSError as exc:
         raise ValueError(f"cannot read {url}: {exc}") from exc
+    indices = sorted(ln.strip() for ln in text.split("\nSHA256:\n", 1)[-1].splitlines()
+                     if ln.startswith(" ") and re.search(r"/Packages(\.xz)?$", ln))
+    return hashlib.sha256(("\n".join(indices) or text).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

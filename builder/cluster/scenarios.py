@@ -161,6 +161,31 @@ class Failover:
     seconds: float
     source: str
     target: str
+    rejoin_s: float | None = None  # until a node fenced by reboot is online again
+
+
+def all_online(cluster: Cluster, names: set[str]) -> bool:
+    """Every live node sees every node of `names` online."""
+    for node in cluster.live_nodes():
+        seen = cluster.membership(node)
+        if seen is None or not names <= seen.online:
+            return False
+    return True
+
+
+def settle(cluster: Cluster, timeout: float) -> None:
+    """Wait for the cluster to finish recovering before the next measurement.
+
+    A change made while a transition is still running can overlap it: a
+    standby set while the DC was still starting MariaDB on the new node made
+    the controllers elect a new DC that started MariaDB a second time elsewhere
+    (the shared data directory's InnoDB lock refused it, after 30 s).
+    """
+    names = {n.name for n in cluster.live_nodes()}
+    wait_for("every live node online on every node", lambda: all_online(cluster, names),
+             timeout)
+    cluster.live_nodes()[0].run(["crm_resource", "--wait", f"--timeout={int(timeout)}s"],
+                                timeout=timeout + 30)
 
 
 def write_row(cluster: Cluster, workload: str, row_id: int, note: str) -> None:
@@ -218,7 +243,13 @@ def kill_failover(cluster: Cluster, workload: str, timeout: float) -> Failover:
     back = read_row(cluster, workload, 1)
     if workload == "mariadb" and back != f"written via {source} before the kill":
         raise ScenarioError(f"the row written before the kill reads back as {back!r}")
-    return Failover(seconds, source, target)
+    rejoin = None
+    if any(e.node == source and e.action == "on" for e in cluster.controller.events):
+        wait_for(f"{source} to rejoin after its reboot",
+                 lambda: all_online(cluster, {source}), timeout, interval=0.25)
+        rejoin = time.monotonic() - started
+    settle(cluster, timeout)
+    return Failover(seconds, source, target, rejoin)
 
 
 def standby_failover(cluster: Cluster, shell: str, workload: str, timeout: float) -> Failover:
@@ -235,6 +266,7 @@ def standby_failover(cluster: Cluster, shell: str, workload: str, timeout: float
     if workload == "mariadb" and back != f"written via {source} before standby":
         raise ScenarioError(f"the row written before standby reads back as {back!r}")
     set_standby(others[0], shell, source, False)
+    settle(cluster, timeout)
     return Failover(seconds, source, target)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from builder.cluster import ClusterOptions, run_cluster
-from builder.cluster.process import Background
+from builder.command import Background
 
 CACHE = Path(os.environ.get("CLUSTERSTACK_TEST_CACHE", "/var/cache/clusterstack-tests"))
 TOOLS = ("mmdebstrap", "unshare", "nsenter", "ip")
@@ -71,6 +71,7 @@ def test_short_two_nodes_kill_failover_through_fencing(tmp_path):
                                         fence_action="off"))
     assert_passed(report, 2)
     assert [e.action for e in report.fencing_events] == ["off"]
+    assert report.rejoin_s is None  # powered off, stays off
     assert harness_leftovers(tmp_path / "runs") == []
     data = json.loads((out / "cluster-report.json").read_text())
     assert data["kill_failover_s"] == report.kill_failover_s
@@ -89,6 +90,7 @@ def test_full_three_nodes_mariadb_standby_and_vrrp(tmp_path):
     killed = report.failovers["kill"]["from"]
     assert [(e.node, e.action, e.result) for e in report.fencing_events] == [
         (killed, "off", "ok"), (killed, "on", "ok")]
+    assert report.rejoin_s is not None and report.rejoin_s > report.kill_failover_s
     standby = report.failovers["standby"]
     assert standby["from"] != standby["to"]
     assert report.vrrp_failover_s is not None and report.vrrp_failover_s < 10

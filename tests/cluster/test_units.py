@@ -335,13 +335,15 @@ def test_options_validate():
 
 def test_report_table_and_json(tmp_path):
     report = ClusterReport(ok=True, nodes=3, nodes_up=3, stack_shell="crmsh", formation_s=6.3,
-                           kill_failover_s=5.04, standby_failover_s=6.4, vrrp_failover_s=1.2,
+                           kill_failover_s=5.04, rejoin_s=7.6, standby_failover_s=6.4,
+                           vrrp_failover_s=1.2,
                            peak_memory_mib=598.2, workload="mariadb",
                            failovers={"kill": {"from": "node2", "to": "node3"}},
                            fencing_events=[FenceEvent("node2", "off", "node1", 17.6, "ok")])
     text = table(report)
     assert "formation time" in text and "6.3 s" in text
     assert "5.0 s  (node2 -> node3)" in text
+    assert "fenced node back        7.6 s" in text
     assert "off node2 by node1" in text and "598 MiB" in text
     assert text.rstrip().endswith("PASS")
     json_path, _ = write(report, tmp_path)
@@ -391,6 +393,21 @@ def test_release_digest_reads_the_served_inrelease(tmp_path):
         assert release_digest(line) != first
         with pytest.raises(ValueError, match="cannot read"):
             release_digest(f"deb {url}/ forky main")
+
+
+def test_release_digest_follows_the_packages_not_the_date(tmp_path):
+    dists = tmp_path / "dists" / "trixie"
+    dists.mkdir(parents=True)
+    release = ("Suite: trixie\nDate: {date}\nSHA256:\n {sha} 100 main/binary-amd64/Packages\n"
+               " {sha} 90 main/binary-amd64/Packages.xz\n 1234 10 main/Contents-amd64.gz\n")
+    (dists / "InRelease").write_text(release.format(date="Mon", sha="a" * 64))
+    with serve(tmp_path) as url:
+        line = f"deb {url}/ trixie main"
+        first = release_digest(line)
+        (dists / "InRelease").write_text(release.format(date="Tue", sha="a" * 64))
+        assert release_digest(line) == first          # published anew, same packages
+        (dists / "InRelease").write_text(release.format(date="Tue", sha="b" * 64))
+        assert release_digest(line) != first          # other packages
 
 
 def test_node_files_keep_the_lower_layers_directory_owners(tmp_path):
