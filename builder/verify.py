@@ -90,6 +90,10 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
         root.forbid_service_starts()
         if apt_cache:
             apt_cache.mkdir(parents=True, exist_ok=True)
+            # The cache is for the base archive's packages.  Ours may be rebuilt
+            # under an unchanged version; apt must fetch them from our repository.
+            for deb in (repo / "pool").rglob("*.deb"):
+                (apt_cache / deb.name.replace(":", "%3a")).unlink(missing_ok=True)
             root.binds.append((apt_cache, "/var/cache/apt/archives"))
             # The shared cache belongs to the host; let apt write it as root.
             root.write("/etc/apt/apt.conf.d/99clusterstack-cache",
