@@ -9,7 +9,10 @@ next run.
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import os
+import re
 import shutil
 import time
 import uuid
@@ -61,33 +64,70 @@ def _collect(stack: Stack) -> list[tuple[state.ComponentState, Path]]:
     return found
 
 
-def _task_override(stack: Stack, dest: Path) -> Path | None:
-    """Task: fields for profiles whose tasks live in Packages (Ubuntu's way)."""
+def _tasks(stack: Stack) -> dict[str, list[str]]:
+    """package -> its Task: values, for profiles whose tasks live in Packages
+    (Ubuntu's way); empty for Debian profiles (a desc file and a Key: package)."""
     if stack.profile.task_mode != "task-fields":
-        return None
-    lines = []
+        return {}
+    tasks: dict[str, list[str]] = {}
     for seed_file in sorted(stack.workspace.seeds_dir.glob("*.seed")):
         seed = seeds.load(seed_file)
         for pkg in [seed.key, *seed.packages()]:
-            lines.append(f"{pkg} Task {seed.name}")
-    dest.write_text("\n".join(lines) + "\n")
-    return dest
+            tasks.setdefault(pkg, []).append(seed.name)
+    return tasks
 
 
-def _ftparchive_config(stack: Stack, cache: Path, override: Path | None) -> str:
+def _stanzas(text: str) -> list[str]:
+    return [p.strip("\n") for p in text.split("\n\n") if p.strip()]
+
+
+def _field(stanza: str, name: str) -> str:
+    match = re.search(rf"^{name}: (.*)$", stanza, re.M)
+    return match.group(1).strip() if match else ""
+
+
+def _write_index(directory: Path, name: str, stanzas: list[str]) -> None:
+    """The index plain, .gz and .xz, reproducibly (no timestamps in the gzip)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = "".join(f"{s}\n\n" for s in stanzas).encode()
+    (directory / name).write_bytes(data)
+    (directory / f"{name}.gz").write_bytes(gzip.compress(data, mtime=0))
+    (directory / f"{name}.xz").write_bytes(lzma.compress(data))
+
+
+def _index(stack: Stack, staging: Path, found: list[tuple[state.ComponentState, Path]],
+           cache: Path, runner: Runner) -> None:
+    """Packages and Sources, one apt-ftparchive call per component.
+
+    Each call gets a cache database named after the component's build key: an
+    unchanged component is not read again, and a rebuilt one (even under the
+    same version and file names) is never described from a stale cache.
+    """
     prof = stack.profile
-    archs = " ".join([*prof.architectures, "source"])
-    extra = f'  ExtraOverride "{override}";\n' if override else ""
-    return (
-        # ArchiveDir "." keeps the cache database's keys the same from one
-        # staging folder to the next, so unchanged .debs are not re-read.
-        f'Dir {{ ArchiveDir "."; CacheDir "{cache}"; }};\n'
-        'Default { Packages::Compress ". gzip xz"; Sources::Compress ". gzip xz";'
-        ' Contents::Compress "gzip"; };\n'
-        'TreeDefault { Directory "pool/$(SECTION)"; SrcDirectory "pool/$(SECTION)"; };\n'
-        f'Tree "dists/{prof.suite}" {{\n  Sections "{" ".join(prof.components)}";\n'
-        f'  Architectures "{archs}";\n{extra}}};\n'
-    )
+    tasks = _tasks(stack)
+    keep = {f"{st.component}-{st.key[:20]}.db" for st, _ in found}
+    for stale in cache.glob("*.db"):
+        if stale.name not in keep:
+            stale.unlink()
+    binaries: list[str] = []
+    sources: list[str] = []
+    for st, _ in found:
+        db = cache / f"{st.component}-{st.key[:20]}.db"
+        path = pool_dir(st.source)
+        out = runner.run(["apt-ftparchive", "-d", db, "packages", path], cwd=staging).stdout
+        for stanza in _stanzas(out):
+            for task in tasks.get(_field(stanza, "Package"), []):
+                stanza += f"\nTask: {task}"
+            binaries.append(stanza)
+        if any(f.endswith(".dsc") for f in st.source_files):
+            sources += _stanzas(runner.run(["apt-ftparchive", "-d", db, "sources", path],
+                                           cwd=staging).stdout)
+    dist = staging / "dists" / prof.suite
+    for component in prof.components:
+        for arch in prof.architectures:
+            _write_index(dist / component / f"binary-{arch}", "Packages",
+                         [b for b in binaries if _field(b, "Architecture") in (arch, "all")])
+        _write_index(dist / component / "source", "Sources", sources)
 
 
 def _release_options(stack: Stack) -> list[str]:
@@ -137,18 +177,10 @@ def publish(stack: Stack, signer: Signer, runner: Runner, progress: Progress) ->
                 os.link(arts / name, target)
             count += name.endswith(".deb")
     dist = staging / "dists" / prof.suite
-    for component in prof.components:
-        for arch in prof.architectures:
-            (dist / component / f"binary-{arch}").mkdir(parents=True, exist_ok=True)
-        (dist / component / "source").mkdir(parents=True, exist_ok=True)
     cache = ws.profile_out(prof.name) / "ftparchive-cache"
     cache.mkdir(parents=True, exist_ok=True)
-    override = _task_override(stack, staging / ".task-override")
-    conf = staging / ".ftparchive.conf"
-    conf.write_text(_ftparchive_config(stack, cache, override))
     progress.say("repository", "index", "apt-ftparchive")
-    runner.run(["apt-ftparchive", "-oAPT::FTPArchive::DoByHash=true", "generate", conf],
-               cwd=staging)
+    _index(stack, staging, found, cache, runner)
     # Written beside dists/, not into it: the Release must not list itself.
     release_tmp = staging / ".Release"
     runner.run(["apt-ftparchive", "-oAPT::FTPArchive::DoByHash=true", *_release_options(stack),
@@ -158,9 +190,6 @@ def publish(stack: Stack, signer: Signer, runner: Runner, progress: Progress) ->
     signer.clearsign(dist / "Release", dist / "InRelease")
     signer.detach_sign(dist / "Release", dist / "Release.gpg")
     signer.export_public(staging / f"{KEY_BASENAME}.asc", staging / f"{KEY_BASENAME}.gpg")
-    conf.unlink()
-    if override:
-        override.unlink()
     final = releases / f"{prof.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     staging.rename(final)
     link = ws.published_repo(prof.name)

@@ -1,0 +1,280 @@
+"""What the kernel tier does with two running guests, and the configuration it renders.
+
+DRBD replicates MariaDB's data directory between the guests' own disks;
+Pacemaker promotes DRBD on one guest, mounts it and starts MariaDB there. The
+primary guest is then crashed (kernel panic: its qemu keeps running, so the
+survivor's fencing has something to kill) and the clock runs until MariaDB
+answers again through the VIP, from the other guest, with the row written
+before the crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...command import Runner
+from .. import config
+from ..cluster import Membership, parse_crm_mon
+from ..scenarios import ScenarioError, wait_for
+from .guest import Guest, GuestError
+
+log = logging.getLogger("clusterstack.cluster")
+
+DRBD_RESOURCE = "r0"
+DRBD_DEVICE = "/dev/drbd0"
+DRBD_DISK = "/dev/vdb"
+DRBD_PORT = 7788
+# The Filesystem resource mounts DRBD where the namespace tier mounts its shared disk,
+# so the MariaDB primitive (data directory, init file) is the same as there.
+MOUNT = config.SHARED_MOUNT
+PROBE_INTERVAL = 0.3
+
+
+def drbd_resource(nodes: Sequence[tuple[str, str]]) -> str:
+    """/etc/drbd.d/r0.res in DRBD 8.4 syntax: the guests' kernel module is 8.4.11, which
+    drbd-utils 9 drives through drbdadm-84."""
+    lines = [f"resource {DRBD_RESOURCE} {{", "\tnet {", "\t\tprotocol C;",
+             # two_node fencing by Pacemaker: no split-brain auto-recovery is wanted
+             "\t\tafter-sb-0pri disconnect;", "\t\tafter-sb-1pri disconnect;",
+             "\t\tafter-sb-2pri disconnect;", "\t}"]
+    for name, address in nodes:
+        lines += [f"\ton {name} {{", f"\t\tdevice\t{DRBD_DEVICE} minor 0;",
+                  f"\t\tdisk\t{DRBD_DISK};", f"\t\taddress\t{address}:{DRBD_PORT};",
+                  "\t\tmeta-disk\tinternal;", "\t}"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def crm_config(plan: config.AddressPlan) -> str:
+    """crmsh configuration: fencing, a promotable DRBD clone, and Filesystem + VIP + MariaDB
+    colocated with and ordered after the Promoted role."""
+    group = config.service_group("mariadb", plan)
+    drbd = config.Primitive(
+        "drbd-r0", "ocf:linbit:drbd", (("drbd_resource", DRBD_RESOURCE),),
+        (("monitor", (("interval", "15s"), ("role", "Promoted"), ("timeout", "20s"))),
+         ("monitor", (("interval", "20s"), ("role", "Unpromoted"), ("timeout", "20s"))),
+         ("start", (("timeout", "240s"), ("interval", "0"))),
+         ("promote", (("timeout", "90s"), ("interval", "0"))),
+         ("stop", (("timeout", "100s"), ("interval", "0")))))
+    fs = config.Primitive(
+        "fs", "ocf:heartbeat:Filesystem",
+        (("device", DRBD_DEVICE), ("directory", MOUNT), ("fstype", "ext4")),
+        (("monitor", (("interval", "20s"), ("timeout", "40s"))),
+         ("start", (("timeout", "60s"), ("interval", "0"))),
+         ("stop", (("timeout", "60s"), ("interval", "0")))))
+    members = [fs, *group]
+    return (
+        "property cib-bootstrap-options: "
+        f"{config._crm_pairs(config.cluster_properties('off'))}\n"
+        f"rsc_defaults rsc-options: {config._crm_pairs(config.RESOURCE_DEFAULTS)}\n"
+        + config._crm_primitive(config.FENCE_DEVICE)
+        + config._crm_primitive(drbd)
+        + "clone drbd-clone drbd-r0 meta promotable=true promoted-max=1 "
+          "promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true\n"
+        + "".join(config._crm_primitive(p) for p in members)
+        + f"group {config.SERVICE_GROUP} {' '.join(p.id for p in members)}\n"
+        + f"colocation service-with-drbd inf: {config.SERVICE_GROUP} drbd-clone:Promoted\n"
+        + f"order drbd-before-service Mandatory: drbd-clone:promote "
+          f"{config.SERVICE_GROUP}:start\n"
+    )
+
+
+# --- steps ------------------------------------------------------------------------------
+
+
+def configure(guests: list[Guest], plan: config.AddressPlan, authkey: bytes,
+              token_ms: int) -> None:
+    """The files every guest needs before corosync, pacemaker and DRBD start."""
+    pairs = [(g.name, g.spec.address.split("/")[0]) for g in guests]
+    for guest in guests:
+        guest.put("/etc/corosync/corosync.conf", config.corosync_conf(pairs, token_ms))
+        guest.put("/etc/corosync/authkey", authkey, 0o400)
+        guest.put("/etc/hosts", config.hosts_file(pairs))
+        guest.put("/etc/default/pacemaker", config.pacemaker_defaults())
+        guest.put(f"/etc/drbd.d/{DRBD_RESOURCE}.res", drbd_resource(pairs))
+        guest.put("/var/lib/pacemaker/cib/cib.xml", config.seed_cib(), 0o600)
+        guest.sh("chown -R hacluster:haclient /var/lib/pacemaker/cib "
+                 "&& rm -f /var/lib/pacemaker/cib/cib.xml.sig")
+
+
+def drbd_state(guest: Guest) -> str:
+    out = guest.sh(f"cat /proc/drbd; drbdadm cstate {DRBD_RESOURCE}; "
+                   f"drbdadm dstate {DRBD_RESOURCE}", check=False, timeout=20).stdout
+    return out
+
+
+def prepare_drbd(guests: list[Guest], timeout: float) -> None:
+    """Metadata on both disks, the first connect, the file system and MariaDB's data directory.
+
+    The backing disks are sparse and all zeros on both sides, so they are already
+    identical: new-current-uuid --clear-bitmap skips the initial sync. Pacemaker takes
+    DRBD over from the state this leaves: down on both.
+    """
+    for guest in guests:
+        guest.sh(f"yes yes | drbdadm create-md --force {DRBD_RESOURCE}", timeout=60)
+        guest.run(["drbdadm", "up", DRBD_RESOURCE], timeout=60)
+    first = guests[0]
+    wait_for("DRBD to connect",
+             lambda: all("Connected" in g.run(["drbdadm", "cstate", DRBD_RESOURCE],
+                                              check=False, timeout=20).stdout
+                         for g in guests), timeout, interval=1)
+    first.run(["drbdadm", "--", "--clear-bitmap", "new-current-uuid", DRBD_RESOURCE],
+              timeout=60)
+    wait_for("both DRBD disks UpToDate",
+             lambda: all(g.run(["drbdadm", "dstate", DRBD_RESOURCE], check=False,
+                               timeout=20).stdout.strip() == "UpToDate/UpToDate"
+                         for g in guests), timeout, interval=1)
+    first.run(["drbdadm", "primary", DRBD_RESOURCE], timeout=60)
+    first.run(["mkfs.ext4", "-q", "-F", DRBD_DEVICE], timeout=120)
+    first.run(["mount", DRBD_DEVICE, MOUNT], timeout=60)
+    first.put(f"{MOUNT}/init.sql", config.mariadb_init_sql())
+    first.run(["mariadb-install-db", "--user=mysql", f"--datadir={config.DB_DATADIR}",
+               "--auth-root-authentication-method=socket", "--skip-test-db"], timeout=300)
+    first.run(["umount", MOUNT], timeout=60)
+    first.run(["drbdadm", "secondary", DRBD_RESOURCE], timeout=60)
+    for guest in guests:
+        guest.run(["drbdadm", "down", DRBD_RESOURCE], timeout=60)
+
+
+def start_daemons(guests: list[Guest], timeout: float) -> float:
+    """corosync, then pacemakerd once corosync answers (pacemaker.service's order)."""
+    started = time.monotonic()
+    for guest in guests:
+        guest.spawn(["corosync", "-f"], "/var/log/clusterstack/corosync.out")
+    for guest in guests:
+        wait_for(f"corosync on {guest.name}",
+                 lambda g=guest: g.run(["corosync-cfgtool", "-s"], check=False,
+                                       timeout=20).returncode == 0, timeout, interval=0.5)
+    for guest in guests:
+        guest.sh("set -a; . /etc/default/pacemaker; set +a; "
+                 "exec pacemakerd >>/var/log/clusterstack/pacemakerd.out 2>&1 </dev/null &",
+                 timeout=30)
+    return started
+
+
+def membership(guest: Guest) -> Membership | None:
+    try:
+        result = guest.run(["crm_mon", "-1", "--output-as=xml"], check=False, timeout=30)
+    except GuestError:
+        return None
+    if result.returncode != 0:
+        return None
+    try:
+        return parse_crm_mon(result.stdout)
+    except Exception:  # half-written XML while pacemaker starts: ask again
+        return None
+
+
+def formation(guests: list[Guest], started: float, timeout: float) -> float:
+    names = {g.name for g in guests}
+
+    def formed() -> bool:
+        for guest in guests:
+            seen = membership(guest)
+            if seen is None or seen.online != names or seen.dc is None:
+                return False
+        return True
+
+    wait_for("both guests online on both guests", formed, timeout, interval=1)
+    return time.monotonic() - started
+
+
+def apply_config(guest: Guest, plan: config.AddressPlan) -> None:
+    path = "/tmp/clusterstack-vm.crm"
+    guest.put(path, crm_config(plan))
+    guest.run(["crm", "configure", "load", "update", path], timeout=180)
+
+
+class SqlClient:
+    """The MariaDB client of the image's root, run on the host in the switch's namespace:
+    it reaches the guests only through the bridge, as any client would."""
+
+    def __init__(self, runner: Runner, netns_prefix: list[str], root_tree: Path,
+                 plan: config.AddressPlan) -> None:
+        self.runner = runner
+        self.prefix = netns_prefix
+        self.root = root_tree
+        self.plan = plan
+
+    def query(self, statement: str, timeout: float = 10) -> str | None:
+        argv = [*self.prefix, "chroot", str(self.root), "/usr/bin/mariadb",
+                "--connect-timeout=2", "-h", self.plan.db_vip, "-u", config.DB_USER,
+                f"-p{config.DB_PASSWORD}", "-N", "-B", config.DB_NAME, "-e", statement]
+        result = self.runner.run(argv, check=False, timeout=timeout)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+
+@dataclass
+class VmFailover:
+    seconds: float
+    source: str
+    target: str
+    fenced: bool
+
+
+def start_service(guests: list[Guest], client: SqlClient, plan: config.AddressPlan,
+                  timeout: float) -> str:
+    apply_config(guests[0], plan)
+    return wait_for("MariaDB to answer through the VIP",
+                    lambda: client.query("SELECT @@hostname"), timeout, interval=1)
+
+
+def kill_failover(guests: list[Guest], client: SqlClient, fence_events: list,
+                  timeout: float) -> VmFailover:
+    """Crash the serving guest's kernel; time until the other guest serves the same row."""
+    source = wait_for("a serving guest", lambda: client.query("SELECT @@hostname"), timeout)
+    note = f"written via {source} before the crash"
+    if client.query(f"REPLACE INTO items VALUES (1, '{note}')") is None:
+        raise ScenarioError("could not write the row through the VIP")
+    if client.query("SELECT note FROM items WHERE id = 1") != note:
+        raise ScenarioError("the row does not read back before the crash")
+    victim = next(g for g in guests if g.name == source)
+    started = time.monotonic()
+    # A kernel panic, not a kill of qemu: the guest is as dead as a pulled plug to its peer,
+    # but its qemu stays, so the survivor's fencing has a real guest to power off.
+    try:
+        victim.request({"argv": ["sh", "-c", "echo c > /proc/sysrq-trigger"], "timeout": 5},
+                       timeout=2)
+    except GuestError:
+        pass  # the channel died with the kernel
+    victim.close()
+
+    def moved() -> str | None:
+        now = client.query("SELECT @@hostname", timeout=5)
+        return now if now and now != source else None
+
+    target = wait_for(f"MariaDB to answer from a guest other than {source}", moved, timeout,
+                      interval=PROBE_INTERVAL)
+    seconds = time.monotonic() - started
+    fenced = any(e.node == source and e.action == "off" and e.result == "ok"
+                 for e in fence_events)
+    if not fenced:
+        raise ScenarioError(f"MariaDB moved from {source} without {source} being fenced")
+    if victim.running():
+        raise ScenarioError(f"{source} was fenced but its qemu still runs")
+    back = client.query("SELECT note FROM items WHERE id = 1")
+    if back != note:
+        raise ScenarioError(f"the row written before the crash reads back as {back!r}")
+    return VmFailover(seconds, source, target, fenced)
+
+
+def collect_guest_logs(guest: Guest, dest: Path) -> None:
+    """Pacemaker's, corosync's and the agent's logs of a live guest (a dead one has its
+    console log only)."""
+    if not guest.running():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in ("/var/log/pacemaker/pacemaker.log", "/var/log/corosync/corosync.log",
+                 "/var/log/clusterstack/corosync.out", "/var/log/clusterstack/pacemakerd.out",
+                 "/var/log/clusterstack/agent.log", "/var/log/mysql/error.log"):
+        try:
+            reply = guest.request({"argv": ["tail", "-n", "3000", path], "timeout": 20},
+                                  timeout=30)
+        except GuestError:
+            return
+        if reply is not None and reply.get("rc") == 0:
+            (dest / path.strip("/").replace("/", "_")).write_text(reply.get("out", ""))
