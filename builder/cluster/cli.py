@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..command import Runner
 from ..errors import ClusterStackError
@@ -33,14 +34,14 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
     """Form a cluster from our repository's ubuntu-cluster; exit non-zero when a step fails."""
     del runner  # the harness keeps its own command log in the output folder
     ws, prof = stack.workspace, stack.profile
-    if getattr(args, "vm", False):
-        raise ClusterStackError("verify --cluster --vm: the qemu tier is not implemented yet")
     if not prof.reachable:
         raise ClusterStackError(f"profile {prof.name}: its archive is not reachable from here")
     repo = ws.published_repo(prof.name)
     if not (repo / "dists" / prof.suite / "InRelease").is_file():
         raise ClusterStackError(f"no published repository at {repo} "
                                 f"(run `clusterstack publish --profile {prof.name}` first)")
+    if getattr(args, "vm", False):
+        return run_vm(stack, repo, progress)
     out = ws.profile_out(prof.name) / "cluster"
     progress.say("cluster", "start", f"{args.nodes} nodes, output in {out}")
     with serve(repo) as url:
@@ -57,4 +58,27 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
     if not report.ok:
         raise VerifyFailed(f"cluster verification failed: {report.error}; logs and "
                            f"cluster-report.json in {out}")
+    return 0
+
+
+def run_vm(stack: Stack, repo: Path, progress: Progress) -> int:
+    """The kernel tier: two qemu guests from our repository, DRBD + MariaDB fail-over."""
+    from .vm import VmOptions, run_vm_cluster
+    from .vm import table as vm_table
+
+    ws, prof = stack.workspace, stack.profile
+    out = ws.profile_out(prof.name) / "cluster-vm"
+    progress.say("cluster", "start", f"2 qemu guests, output in {out}")
+    with serve(repo) as url:
+        ours = (f"deb [signed-by=/etc/apt/keyrings/{KEY_BASENAME}.gpg] {url}/ {prof.suite} "
+                f"{' '.join(prof.components)}")
+        report = run_vm_cluster(VmOptions(
+            suite=prof.suite, mirror=prof.mirror,
+            extra_sources=[*base_source_lines(stack), ours],
+            extra_keys=[repo / f"{KEY_BASENAME}.gpg"],
+            output_dir=out, cache_dir=ws.cache_dir / "cluster"))
+    sys.stdout.write(vm_table(report))
+    if not report.ok:
+        raise VerifyFailed(f"VM cluster verification failed: {report.error}; logs and "
+                           f"vm-cluster-report.json in {out}")
     return 0

@@ -214,7 +214,7 @@ class Guest:
 
     def run(self, argv: list[str], check: bool = True, timeout: float = 60,
             input: str | None = None) -> Result:
-        """Run a command in the guest; logged by the runner as `[name] argv`."""
+        """Run a command in the guest; logged by the runner as `name: argv`."""
         request = {"argv": argv, "timeout": timeout, "input": input or ""}
         reply: dict = {}
 
@@ -226,7 +226,7 @@ class Guest:
             return [got.get("out", "").encode()]
 
         try:
-            self.runner.external([f"[{self.name}]", *argv], output(), lambda: reply["rc"])
+            self.runner.external([f"{self.name}:", *argv], output(), lambda: reply["rc"])
         except CommandError as exc:
             if check:
                 raise

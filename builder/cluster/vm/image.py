@@ -57,6 +57,8 @@ for arg in $(cat /proc/cmdline); do
 done
 hostname "$name"
 echo "$name" > /etc/hostname
+# No udev here to load drivers for the devices found: what the guest has, by name.
+modprobe -a virtio_net virtio_console drbd
 ip link set lo up
 ip addr add "$addr" dev eth0
 ip link set eth0 up
@@ -66,7 +68,6 @@ mkdir -p /run/crm /run/mysqld /run/lock /run/drbd /var/log/pacemaker /var/log/co
 chown hacluster:haclient /run/crm /var/log/pacemaker
 chmod 0750 /run/crm
 chown mysql:mysql /run/mysqld /var/log/mysql
-modprobe drbd
 echo "clusterstack: $name up at $addr, starting the agent"
 python3 -u GUEST_AGENT >>/var/log/clusterstack/agent.log 2>&1 &
 # Reap what PID 1 inherits; a TERM (there is none from the harness) would just end here.
@@ -130,20 +131,24 @@ def ensure_image(spec: RootSpec, cache_dir: Path, runner: Runner) -> Image:
     images = cache_dir / "vm-images"
     images.mkdir(parents=True, exist_ok=True)
     digests = [release_digest(line) for line in spec.extra_sources]
-    h = hashlib.sha256(f"{IMAGE_FORMAT}:{spec.key(digests)}:{initramfs_hook()}".encode())
+    # The root tarball depends on what is installed; the image also on our files in it,
+    # which change far more often and cost only an unpack and a mkfs to redo.
+    root_key = hashlib.sha256(
+        f"{IMAGE_FORMAT}:{spec.key(digests)}:{initramfs_hook()}".encode()).hexdigest()[:16]
+    h = hashlib.sha256(root_key.encode())
     for path, data in sorted(guest_files().items()):
         h.update(path.encode() + b"\0" + data)
     key = h.hexdigest()[:16]
     base = images / f"{spec.suite}-{key}"
-    tarball = images / f"{spec.suite}-{key}.tar.zst"
+    tarball = images / f"{spec.suite}-root-{root_key}.tar.zst"
     done = base / "complete.json"
     start = time.monotonic()
-    with open(images / f"{key}.lock", "w") as lock:
+    with open(images / f"{root_key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs sharing a cache wait for each other
         if not done.exists():
             built = False
             if not tarball.exists():
-                partial = images / f"{spec.suite}-{key}.partial.tar.zst"
+                partial = images / f"{spec.suite}-root-{root_key}.partial.tar.zst"
                 partial.unlink(missing_ok=True)
                 runner.run(image_argv(spec, partial), timeout=2400)
                 partial.rename(tarball)
@@ -168,9 +173,9 @@ def ensure_image(spec: RootSpec, cache_dir: Path, runner: Runner) -> Image:
             # Room for the logs, the DRBD tools' state and MariaDB's files outside DRBD.
             size = _tree_size_mib(tree) * 13 // 10 + 512
             runner.run(mkfs_argv(tree, base / "root.ext4", size), timeout=900)
-            done.write_text(json.dumps({"key": key, "packages": spec.packages}) + "\n")
+            done.write_text(json.dumps({"key": key, "root_key": root_key,
+                                        "packages": spec.packages, "built": built}) + "\n")
             seconds = time.monotonic() - start
-            (base / "build-seconds").write_text(f"{seconds:.1f}\n")
             return Image(tree, base / "root.ext4", base / "vmlinuz", base / "initrd.img", key,
                          built, seconds)
     return Image(base / "root", base / "root.ext4", base / "vmlinuz", base / "initrd.img", key,
