@@ -18,7 +18,7 @@ from .roots import KEEPALIVED_CONF, root_tarball, unpack
 # Every package whose daemon a job of upstart/jobs.yaml execs (trixie names).
 TRIXIE_PACKAGES = [
     "corosync", "pacemaker", "dlm-controld", "corosync-qdevice", "corosync-qnetd",
-    "keepalived", "sbd", "drbd-utils", "ocfs2-tools",
+    "keepalived", "sbd", "drbd-utils", "ocfs2-tools", "heartbeat",
 ]
 
 

@@ -66,7 +66,7 @@ def test_exec_paths_are_shipped_by_the_real_trixie_packages(
         trixie_files: dict[str, DebFiles]) -> None:
     rendered = render_all(TRIXIE, debs=trixie_files)
     checked = [r.job.name for r in rendered if r.job.package in trixie_files]
-    assert set(checked) == ALL_JOBS - {"heartbeat"}  # heartbeat: no package in trixie
+    assert set(checked) == ALL_JOBS
     for r in rendered:
         assert r.findings == [], "\n".join(map(str, r.findings))
         if r.job.package in trixie_files:
