@@ -234,7 +234,11 @@ def test_vm_cluster_drbd_failover(tmp_path: Path) -> None:
     cache = Path(os.environ.get("CLUSTERSTACK_TEST_CACHE", "/var/cache/clusterstack-tests"))
     with serve(repo) as url:
         report = run_vm_cluster(VmOptions(
-            extra_sources=[f"deb [signed-by=/etc/apt/keyrings/{KEY_BASENAME}.gpg] {url}/ "
+            # the trixie profile's sources, as `clusterstack verify --cluster --vm` passes
+            # them (so the image cached by either serves both)
+            extra_sources=["deb http://deb.debian.org/debian trixie-updates main",
+                           "deb http://deb.debian.org/debian-security trixie-security main",
+                           f"deb [signed-by=/etc/apt/keyrings/{KEY_BASENAME}.gpg] {url}/ "
                            "trixie main"],
             extra_keys=[repo / f"{KEY_BASENAME}.gpg"],
             output_dir=tmp_path / "out", cache_dir=cache))

@@ -7,6 +7,7 @@ tier's (builder/cluster/harness.py); what differs is what a node is.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -109,8 +110,6 @@ def table(report: VmReport) -> str:
 
 
 def write_report(report: VmReport, output_dir: Path) -> Path:
-    import json
-
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "vm-cluster-report.txt").write_text(table(report))
     path = output_dir / "vm-cluster-report.json"
@@ -123,6 +122,10 @@ def probe_kvm(image: Image, runner: Runner, run_dir: Path) -> bool:
     the kernel unpacks.) The probe boots to the root mount and stops at the panic."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
+    # Up to 20 s each time: the answer is kept next to the image, whose kernel it is about.
+    cached = image.disk.parent / "kvm-probe"
+    if cached.exists():
+        return cached.read_text().strip() == "kvm"
     console = run_dir / "kvm-probe.console.log"
     runner.run(["timeout", "20", "qemu-system-x86_64", "-accel", "kvm", "-cpu", "host",
                 "-m", "256", "-smp", "1", "-nodefaults", "-display", "none", "-no-reboot",
@@ -130,7 +133,9 @@ def probe_kvm(image: Image, runner: Runner, run_dir: Path) -> bool:
                 "-append", "console=ttyS0 panic=-1 root=/dev/nonexistent rootdelay=0",
                 "-serial", f"file:{console}"], check=False, timeout=40)
     text = console.read_text(errors="replace") if console.exists() else ""
-    return "Linux version" in text and ("Kernel panic" in text or "initramfs" in text)
+    works = "Linux version" in text and ("Kernel panic" in text or "initramfs" in text)
+    cached.write_text("kvm\n" if works else "tcg\n")
+    return works
 
 
 class MemoryWatch:

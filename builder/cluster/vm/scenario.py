@@ -274,6 +274,16 @@ def collect_guest_logs(guest: Guest, dest: Path) -> None:
     if not guest.running():
         return
     dest.mkdir(parents=True, exist_ok=True)
+    # The state at the end first: what a failed run is diagnosed from.
+    for name, argv in (("crm_mon.txt", ["crm_mon", "-1", "-r", "-A", "-f"]),
+                       ("proc-drbd.txt", ["cat", "/proc/drbd"]),
+                       ("fencing-history.txt", ["stonith_admin", "--history", "*"])):
+        try:
+            reply = guest.request({"argv": argv, "timeout": 20}, timeout=25)
+        except GuestError:
+            return
+        if reply is not None:
+            (dest / name).write_text(reply.get("out", ""))
     for path in ("/var/log/pacemaker/pacemaker.log", "/var/log/corosync/corosync.log",
                  "/var/log/clusterstack/corosync.out", "/var/log/clusterstack/pacemakerd.out",
                  "/var/log/clusterstack/agent.log", "/var/log/mysql/error.log"):
