@@ -8,16 +8,19 @@ under a key made of everything that changes their content.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
+import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..command import Runner
@@ -128,6 +131,24 @@ def keys_by_root_path(spec: RootSpec) -> dict[str, Path]:
     return out
 
 
+@contextlib.contextmanager
+def readable_keys(spec: RootSpec) -> Iterator[RootSpec]:
+    """The spec with its key files copied where mmdebstrap's apt can read them.
+
+    In unshare mode apt runs as a subordinate uid: a key under a folder only
+    root may enter (/root, a pytest tmp folder) reads as NO_PUBKEY.
+    """
+    with tempfile.TemporaryDirectory(prefix="clusterstack-keys-") as tmp:
+        os.chmod(tmp, 0o755)
+        copies = []
+        for key in spec.extra_keys:
+            copy = Path(tmp) / Path(key).name
+            shutil.copyfile(key, copy)
+            copy.chmod(0o644)
+            copies.append(copy)
+        yield replace(spec, extra_keys=tuple(copies))
+
+
 def mmdebstrap_argv(spec: RootSpec, tarball: Path) -> list[str]:
     """The mmdebstrap command line that writes the root of `spec` to `tarball`."""
     keys = keys_by_root_path(spec)
@@ -184,7 +205,8 @@ def ensure_root(spec: RootSpec, cache_dir: Path, runner: Runner) -> Root:
         if not tarball.exists():
             partial = roots / f"{spec.suite}-{key}.partial.tar.zst"
             partial.unlink(missing_ok=True)
-            runner.run(mmdebstrap_argv(spec, partial), timeout=1800)
+            with readable_keys(spec) as readable:
+                runner.run(mmdebstrap_argv(readable, partial), timeout=1800)
             partial.rename(tarball)
             built = True
         if tree.exists():

@@ -79,7 +79,7 @@ def test_kernel_cmdline(tmp_path: Path) -> None:
 def test_guest_init_reads_its_identity_from_the_cmdline() -> None:
     assert GUEST_INIT.startswith("#!/bin/sh\n")
     assert "cs.name=*" in GUEST_INIT and "cs.addr=*" in GUEST_INIT
-    assert "modprobe -a virtio_net virtio_console drbd" in GUEST_INIT
+    assert "modprobe -a virtio_net virtio_console drbd dlm gfs2" in GUEST_INIT
     assert "/usr/local/sbin/clusterstack-guest-agent" in GUEST_INIT
 
 

@@ -27,7 +27,7 @@ ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
        "HOME": "/root", "LANG": "C.UTF-8"}
 
 
-def port(name):
+def port(name: str) -> str:
     """The /dev node of the virtio-serial port called `name` (no udev here for the symlinks)."""
     for path in glob.glob("/sys/class/virtio-ports/*/name"):
         with open(path) as f:
@@ -37,11 +37,11 @@ def port(name):
 
 
 class Port:
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.fd = os.open(port(name), os.O_RDWR)
         self.buf = b""
 
-    def readline(self):
+    def readline(self) -> bytes:
         while b"\n" not in self.buf:
             chunk = os.read(self.fd, 65536)
             if not chunk:
@@ -51,14 +51,14 @@ class Port:
         line, self.buf = self.buf.split(b"\n", 1)
         return line
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
 
 
-def handle(request):
+def handle(request: dict) -> dict:
     if "put" in request:
         path = request["put"]
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -85,7 +85,7 @@ def handle(request):
         return {"rc": 127, "out": str(exc)}
 
 
-def serve_control():
+def serve_control() -> None:
     ctl = Port("clusterstack.ctl")
     while True:
         line = ctl.readline()
@@ -98,7 +98,7 @@ def serve_control():
         ctl.write((json.dumps(reply) + "\n").encode())
 
 
-def serve_fence():
+def serve_fence() -> None:
     fence = Port("clusterstack.fence")
     lock = threading.Lock()
     os.makedirs(os.path.dirname(FENCE_SOCKET), exist_ok=True)
@@ -108,7 +108,7 @@ def serve_fence():
     server.bind(FENCE_SOCKET)
     server.listen(8)
 
-    def relay(conn):
+    def relay(conn: socket.socket) -> None:
         with conn:
             data = b""
             while not data.endswith(b"\n"):
@@ -126,9 +126,10 @@ def serve_fence():
         threading.Thread(target=relay, args=(conn,), daemon=True).start()
 
 
-def main():
+def main() -> int:
     threading.Thread(target=serve_fence, daemon=True).start()
     serve_control()
+    return 0
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ from ..rootfs import RootSpec, mmdebstrap_argv, release_digest
 IMAGE_FORMAT = 1
 
 VM_PACKAGES = ("linux-image-amd64", "initramfs-tools", "kmod", "drbd-utils", "mariadb-server",
-               "e2fsprogs", "util-linux")
+               "e2fsprogs", "util-linux",
+               # the optional GFS2 step (VmOptions.gfs2): dlm_controld and mkfs.gfs2
+               "dlm-controld", "gfs2-utils")
 # Just enough for the initramfs to mount /dev/vda; the rest loads from the root later.
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "virtio_console", "ext4")
 
@@ -58,7 +60,9 @@ done
 hostname "$name"
 echo "$name" > /etc/hostname
 # No udev here to load drivers for the devices found: what the guest has, by name.
-modprobe -a virtio_net virtio_console drbd
+modprobe -a virtio_net virtio_console drbd dlm gfs2
+# dlm_controld talks to the kernel's DLM through configfs.
+mount -t configfs configfs /sys/kernel/config
 ip link set lo up
 ip addr add "$addr" dev eth0
 ip link set eth0 up

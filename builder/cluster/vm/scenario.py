@@ -20,6 +20,7 @@ from pathlib import Path
 from ...command import Runner
 from .. import config
 from ..cluster import Membership, parse_crm_mon
+from ..options import FenceEvent
 from ..scenarios import ScenarioError, wait_for
 from .guest import Guest, GuestError
 
@@ -231,7 +232,7 @@ def start_service(guests: list[Guest], client: SqlClient, plan: config.AddressPl
                     lambda: client.query("SELECT @@hostname"), timeout, interval=1)
 
 
-def kill_failover(guests: list[Guest], client: SqlClient, fence_events: list,
+def kill_failover(guests: list[Guest], client: SqlClient, fence_events: list[FenceEvent],
                   timeout: float) -> VmFailover:
     """Crash the serving guest's kernel; time until the other guest serves the same row."""
     source = wait_for("a serving guest", lambda: client.query("SELECT @@hostname"), timeout)
