@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from . import linkage, lintian, patches, render
+from . import digest, linkage, lintian, patches, render
 from .backend import BuildRequest
 from .errors import ClusterStackError
 from .strategy import Artifacts, Context
@@ -33,6 +33,18 @@ def build_tree(ctx: Context, tree: Path, version: str, dest: Path) -> Artifacts:
         arts.source_files.append(dest / name)
     arts.lintian = lintian.run(result.changes, ctx.runner)
     return arts
+
+
+def tree_inputs(ctx: Context, fmt: str) -> dict[str, str]:
+    """What every source tree we make depends on, besides the upstream source."""
+    return {
+        "format": fmt,
+        "recipe": digest.of_tree(ctx.recipe.directory),
+        "patches": digest.of_tree(ctx.workspace.patches_dir / ctx.recipe.name),
+        "profile": digest.of_file(ctx.profile.path),
+        **({"upstart": digest.of_tree(ctx.workspace.upstart_dir)}
+           if ctx.profile.init == "upstart" else {}),
+    }
 
 
 def render_files(ctx: Context, tree: Path, values: dict[str, object]) -> None:

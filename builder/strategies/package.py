@@ -12,8 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import digest, patches, render
-from ..sourcetree import FromSource, finish
+from .. import patches, render
+from ..sourcetree import FromSource, finish, tree_inputs
 from ..strategy import Context, Intent
 
 FORMAT = "2"
@@ -48,12 +48,7 @@ class PackageStrategy(FromSource):
 
     def inputs(self, ctx: Context) -> dict[str, str]:
         return {
-            "format": FORMAT,
-            "recipe": digest.of_tree(ctx.recipe.directory),
-            "patches": digest.of_tree(ctx.workspace.patches_dir / ctx.recipe.name),
-            "profile": digest.of_file(ctx.profile.path),
-            **({"upstart": digest.of_tree(ctx.workspace.upstart_dir)}
-               if ctx.profile.init == "upstart" else {}),
+            **tree_inputs(ctx, FORMAT),
             "tarball": ctx.recipe.spec["upstream"]["sha256"],
         }
 

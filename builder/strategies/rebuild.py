@@ -12,9 +12,9 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import digest, patches, render
+from .. import patches, render
 from ..errors import VerificationError
-from ..sourcetree import FromSource, finish, render_files
+from ..sourcetree import FromSource, finish, render_files, tree_inputs
 from ..strategy import Context, Intent
 from ..upstream import SourcePackage
 
@@ -51,12 +51,7 @@ class RebuildStrategy(FromSource):
     def inputs(self, ctx: Context) -> dict[str, str]:
         pinned = ctx.recipe.spec.get("dsc_sha256")
         return {
-            "format": FORMAT,
-            "recipe": digest.of_tree(ctx.recipe.directory),
-            "patches": digest.of_tree(ctx.workspace.patches_dir / ctx.recipe.name),
-            "profile": digest.of_file(ctx.profile.path),
-            **({"upstart": digest.of_tree(ctx.workspace.upstart_dir)}
-               if ctx.profile.init == "upstart" else {}),
+            **tree_inputs(ctx, FORMAT),
             # Without a pin, the signed Sources index says what the .dsc is.
             "dsc": pinned or self._source(ctx).files[0][1],
         }

@@ -48,6 +48,7 @@ class GuestSpec:
     run_dir: Path  # sockets and console log
     memory_mib: int = 768
     accel: str = "tcg"  # "tcg" or "kvm"
+    shared_disk: Path | None = None  # raw, the same file in both guests (GFS2)
 
     @property
     def ctl_socket(self) -> Path:
@@ -82,8 +83,12 @@ def qemu_argv(spec: GuestSpec, init: str) -> list[str]:
         "-display", "none", "-vga", "none", "-no-reboot",
         "-kernel", str(spec.kernel), "-initrd", str(spec.initrd),
         "-append", kernel_cmdline(spec, init),
-        "-drive", f"file={spec.disk},format=qcow2,if=virtio,cache=unsafe,discard=unmap",
-        "-drive", f"file={spec.drbd_disk},format=raw,if=virtio,cache=none,aio=threads",
+        # One -device per disk, in this order: the guest sees vda (root), vdb (DRBD), vdc
+        # (shared), which the configuration names.
+        *_disk("root", f"file={spec.disk},format=qcow2,cache=unsafe,discard=unmap"),
+        *_disk("drbd", f"file={spec.drbd_disk},format=raw,cache=none,aio=threads"),
+        *(_disk("shared", f"file={spec.shared_disk},format=raw,cache=none,aio=threads",
+                "share-rw=on") if spec.shared_disk is not None else []),
         "-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
         "-device", f"virtio-net-pci,netdev=net0,mac={spec.mac}",
         "-serial", f"file:{spec.console_log}",
@@ -94,6 +99,12 @@ def qemu_argv(spec: GuestSpec, init: str) -> list[str]:
         "-device", f"virtserialport,chardev=fence,name={FENCE_PORT}",
         "-monitor", "none",
     ]
+
+
+def _disk(name: str, drive: str, *device: str) -> list[str]:
+    return ["-drive", f"{drive},if=none,id={name}",
+            "-device", ",".join(["virtio-blk-pci", f"drive={name}", f"serial=cs-{name}",
+                                 *device])]
 
 
 def mac_address(index: int) -> str:

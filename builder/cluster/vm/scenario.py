@@ -92,6 +92,37 @@ def crm_config(plan: config.AddressPlan) -> str:
     )
 
 
+GFS2_DEVICE = "/dev/vdc"
+GFS2_MOUNT = "/srv/gfs2"
+GFS2_LOCKSPACE = "gfs0"
+
+
+def gfs2_crm_config() -> str:
+    """DLM and a GFS2 file system on the shared disk, cloned: mounted on both guests."""
+    dlm = config.Primitive(
+        "dlm", "ocf:pacemaker:controld", (),
+        (("monitor", (("interval", "60s"), ("timeout", "60s"))),
+         ("start", (("timeout", "90s"), ("interval", "0"))),
+         ("stop", (("timeout", "100s"), ("interval", "0")))))
+    gfs2 = config.Primitive(
+        "gfs2", "ocf:heartbeat:Filesystem",
+        (("device", GFS2_DEVICE), ("directory", GFS2_MOUNT), ("fstype", "gfs2"),
+         ("options", "noatime")),
+        (("monitor", (("interval", "20s"), ("timeout", "40s"))),
+         ("start", (("timeout", "120s"), ("interval", "0"))),
+         ("stop", (("timeout", "120s"), ("interval", "0")))))
+    return (config._crm_primitive(dlm) + config._crm_primitive(gfs2)
+            + "group gfs2-group dlm gfs2\n"
+            + "clone gfs2-clone gfs2-group meta interleave=true\n")
+
+
+def mkfs_gfs2_argv(guests: int) -> list[str]:
+    # lock table CLUSTER:FS must name corosync's cluster; small journals fit a small disk
+    return ["mkfs.gfs2", "-O", "-p", "lock_dlm", "-t",
+            f"{config.CLUSTER_NAME}:{GFS2_LOCKSPACE}", "-j", str(guests), "-J", "16",
+            GFS2_DEVICE]
+
+
 # --- steps ------------------------------------------------------------------------------
 
 
@@ -278,13 +309,15 @@ def collect_guest_logs(guest: Guest, dest: Path) -> None:
     # The state at the end first: what a failed run is diagnosed from.
     for name, argv in (("crm_mon.txt", ["crm_mon", "-1", "-r", "-A", "-f"]),
                        ("proc-drbd.txt", ["cat", "/proc/drbd"]),
-                       ("fencing-history.txt", ["stonith_admin", "--history", "*"])):
+                       ("fencing-history.txt", ["stonith_admin", "--history", "*"]),
+                       ("dlm.txt", ["sh", "-c", "dlm_tool status; dlm_tool ls"])):
         try:
             reply = guest.request({"argv": argv, "timeout": 20}, timeout=25)
         except GuestError:
             return
-        if reply is not None:
-            (dest / name).write_text(reply.get("out", ""))
+        if reply is None:
+            return  # the agent is stuck behind a blocked command: the rest would be too
+        (dest / name).write_text(reply.get("out", ""))
     for path in ("/var/log/pacemaker/pacemaker.log", "/var/log/corosync/corosync.log",
                  "/var/log/clusterstack/corosync.out", "/var/log/clusterstack/pacemakerd.out",
                  "/var/log/clusterstack/agent.log", "/var/log/mysql/error.log"):
@@ -293,5 +326,52 @@ def collect_guest_logs(guest: Guest, dest: Path) -> None:
                                   timeout=15)
         except GuestError:
             return
-        if reply is not None and reply.get("rc") == 0:
+        if reply is None:
+            return
+        if reply.get("rc") == 0:
             (dest / path.strip("/").replace("/", "_")).write_text(reply.get("out", ""))
+
+
+def gfs2_mounted(guest: Guest) -> bool:
+    return guest.run(["findmnt", "-n", "-t", "gfs2", GFS2_MOUNT], check=False,
+                     timeout=20).returncode == 0
+
+
+def start_gfs2(guests: list[Guest], timeout: float) -> float:
+    """mkfs.gfs2 from one guest, DLM + GFS2 cloned by Pacemaker; seconds until it is mounted
+    on both, and a file written on one reads back on the other."""
+    first, second = guests[0], guests[1]
+    for guest in guests:
+        # dlm_controld waits for /dev/misc/dlm-control, a name udev gives; without udev,
+        # devtmpfs has it as /dev/dlm-control.
+        guest.sh("mkdir -p /dev/misc && for d in dlm-control dlm-monitor dlm_plock; do "
+                 "ln -sf ../$d /dev/misc/$d; done", timeout=30)
+    first.run(mkfs_gfs2_argv(len(guests)), timeout=180)
+    path = "/tmp/clusterstack-gfs2.crm"
+    first.put(path, gfs2_crm_config())
+    started = time.monotonic()
+    first.run(["crm", "configure", "load", "update", path], timeout=180)
+    wait_for("GFS2 mounted on both guests", lambda: all(gfs2_mounted(g) for g in guests),
+             min(timeout, 120), interval=2)
+    seconds = time.monotonic() - started
+    first.sh(f"echo written-on-{first.name} > {GFS2_MOUNT}/hello && sync", timeout=60)
+    back = second.run(["cat", f"{GFS2_MOUNT}/hello"], timeout=60).stdout.strip()
+    if back != f"written-on-{first.name}":
+        raise ScenarioError(f"{second.name} reads {back!r} from GFS2")
+    return seconds
+
+
+def gfs2_after_crash(survivor: Guest, limit: float) -> float:
+    """Seconds after the fail-over until the survivor writes to GFS2 again (DLM recovery of
+    the crashed guest's locks, after fencing).
+
+    The write runs detached: one blocked in GFS2 cannot be killed, and the agent, which
+    answers one request at a time, would be stuck behind it.
+    """
+    started = time.monotonic()
+    survivor.spawn(["sh", "-c", f"echo after-crash > {GFS2_MOUNT}/after && sync && "
+                    "touch /run/clusterstack-gfs2-ok"], "/var/log/clusterstack/gfs2-write.out")
+    wait_for(f"{survivor.name} to write to GFS2 after the crash",
+             lambda: survivor.run(["test", "-e", "/run/clusterstack-gfs2-ok"], check=False,
+                                  timeout=20).returncode == 0, limit, interval=1)
+    return time.monotonic() - started
