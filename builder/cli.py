@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = with_profile("verify", "install from the published repository into a fresh root")
     sp.add_argument("--cluster", action="store_true", help="form a real multi-node cluster")
     sp.add_argument("--vm", action="store_true", help="with --cluster: qemu kernel tier")
+    sp.add_argument("--no-gfs2", action="store_true",
+                    help="with --vm: leave out DLM + GFS2 on both guests")
     sp.add_argument("--nodes", type=int, default=3)
     sp.add_argument("--scenario", choices=["short", "full"], default="full",
                     help="with --cluster: short = VIP + one kill fail-over (CI); full = "

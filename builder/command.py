@@ -51,6 +51,12 @@ class Result:
     stderr_tail: str
 
 
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @dataclass(frozen=True)
 class Runner:
     """Runs commands; `log_path` is the per-package log that output is teed to."""
@@ -124,10 +130,13 @@ class Runner:
             logfile.flush()
         out_file = open(stdout_to, "wb") if stdout_to else None  # noqa: SIM115
         try:
+            # A process group of its own: when we give up on a command, its
+            # children (sbuild's, mmdebstrap's) go with it.
             proc = subprocess.Popen(
                 args, cwd=cwd, env=full_env,
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=out_file or subprocess.PIPE, stderr=subprocess.PIPE,
+                process_group=0,
             )
         except FileNotFoundError as exc:
             if logfile:
@@ -162,13 +171,11 @@ class Runner:
                 proc.stdin.close()
             returncode = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _kill_group(proc)
             returncode = -9
             tail.append(f"(killed after {timeout} s)\n")
         except BaseException:
-            proc.kill()
-            proc.wait()
+            _kill_group(proc)
             raise
         finally:
             for t in threads:

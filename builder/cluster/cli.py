@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
         raise ClusterStackError(f"no published repository at {repo} "
                                 f"(run `clusterstack publish --profile {prof.name}` first)")
     if getattr(args, "vm", False):
-        return run_vm(stack, repo, progress)
+        return run_vm(stack, repo, progress, gfs2=not getattr(args, 'no_gfs2', False))
     out = ws.profile_out(prof.name) / "cluster"
     progress.say("cluster", "start", f"{args.nodes} nodes, output in {out}")
     with serve(repo) as url:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
     return 0
 
 
-def run_vm(stack: Stack, repo: Path, progress: Progress) -> int:
+def run_vm(stack: Stack, repo: Path, progress: Progress, gfs2: bool = True) -> int:
     """The kernel tier: two qemu guests from our repository, DRBD + MariaDB fail-over."""
     from .vm import VmOptions, run_vm_cluster
     from .vm import table as vm_table
@@ -76,7 +76,7 @@ def run_vm(stack: Stack, repo: Path, progress: Progress) -> int:
             suite=prof.suite, mirror=prof.mirror,
             extra_sources=[*base_source_lines(stack), ours],
             extra_keys=[repo / f"{KEY_BASENAME}.gpg"],
-            output_dir=out, cache_dir=ws.cache_dir / "cluster"))
+            output_dir=out, cache_dir=ws.cache_dir / "cluster", gfs2=gfs2))
     sys.stdout.write(vm_table(report))
     if not report.ok:
         raise VerifyFailed(f"VM cluster verification failed: {report.error}; logs and "

@@ -58,8 +58,25 @@ def test_qemu_argv_tcg(tmp_path: Path) -> None:
     assert "name=clusterstack.fence" in joined
     assert "-no-reboot" in argv
     drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
-    assert drives[0].startswith(f"file={tmp_path}/node1.qcow2,format=qcow2,if=virtio")
-    assert drives[1].startswith(f"file={tmp_path}/node1.drbd.img,format=raw,if=virtio")
+    assert drives[0].startswith(f"file={tmp_path}/node1.qcow2,format=qcow2,")
+    assert drives[1].startswith(f"file={tmp_path}/node1.drbd.img,format=raw,")
+    assert len(drives) == 2  # no shared disk unless asked for
+    devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    disks = [d for d in devices if d.startswith("virtio-blk-pci")]
+    # the order makes the names in the guest: vda root, vdb DRBD
+    assert [d.split(",")[1] for d in disks] == ["drive=root", "drive=drbd"]
+
+
+def test_qemu_argv_shared_disk(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    argv = qemu_argv(replace(spec(tmp_path), shared_disk=tmp_path / "shared.img"),
+                     GUEST_INIT_PATH)
+    devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    shared = [d for d in devices if "drive=shared" in d]
+    assert shared and "share-rw=on" in shared[0]
+    assert f"file={tmp_path}/shared.img,format=raw,cache=none,aio=threads,if=none,id=shared" \
+        in argv
 
 
 def test_qemu_argv_kvm(tmp_path: Path) -> None:
@@ -245,4 +262,19 @@ def test_vm_cluster_drbd_failover(tmp_path: Path) -> None:
     assert report.ok, table(report)
     assert report.drbd_failover_s is not None and report.drbd_failover_s > 0
     assert any(e.action == "off" and e.result == "ok" for e in report.fencing_events)
+    assert report.steps.get("gfs2") == "ok"  # DLM + GFS2 mounted on both guests at once
+    assert report.gfs2_mount_s is not None
     assert (tmp_path / "out" / "logs" / "node1.console.log").exists()
+
+
+def test_gfs2_config() -> None:
+    from builder.cluster.vm.scenario import gfs2_crm_config, mkfs_gfs2_argv
+
+    text = gfs2_crm_config()
+    assert "primitive dlm ocf:pacemaker:controld" in text
+    assert "params device=/dev/vdc directory=/srv/gfs2 fstype=gfs2" in text
+    assert "clone gfs2-clone gfs2-group meta interleave=true" in text
+    argv = mkfs_gfs2_argv(2)
+    # the lock table names corosync's cluster, one journal per guest
+    assert argv[argv.index("-t") + 1] == f"{config.CLUSTER_NAME}:gfs0"
+    assert argv[argv.index("-j") + 1] == "2"
