@@ -33,7 +33,9 @@ WORK = "/tmp/clusterstack-jobrun"
 # main pid comes from the harness, and a zombie counts as gone.
 STATUS_STANDIN = f"""#!/bin/sh
 pid=$(cat {WORK}/main.pid 2>/dev/null)
-if [ -n "$pid" ] && [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status"; then
+# Read once: the process may vanish between two looks at /proc.
+state=$([ -n "$pid" ] && grep -s '^State:' "/proc/$pid/status")
+if [ -n "$state" ] && [ "${{state#*Z}}" = "$state" ]; then
     echo "$UPSTART_JOB start/post-start, process $pid"
 else
     echo "$UPSTART_JOB stop/post-start"
