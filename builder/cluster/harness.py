@@ -73,6 +73,26 @@ class _Steps:
         return value
 
 
+def record_teardown(report: Any, leftovers: list[str], controller: Any, memory: Any) -> None:
+    """What every tier's report says about its teardown, fencing and memory."""
+    report.fencing_events = list(controller.events)
+    report.peak_memory_mib = round(memory.peak_kib / 1024, 1)
+    if leftovers:
+        report.ok = False
+        report.steps["teardown"] = "failed: " + "; ".join(leftovers)
+        report.error = report.error or "teardown left things behind"
+    else:
+        report.steps["teardown"] = "ok"
+
+
+def remove_run_dir(run_dir: Path) -> None:
+    for _ in range(3):  # an overlay work dir may still be busy for a moment
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if not run_dir.exists():
+            break
+        time.sleep(0.5)
+
+
 def run_cluster(options: ClusterOptions) -> ClusterReport:
     """Run the cluster verification of `options`; the report says whether it passed.
 
@@ -193,18 +213,7 @@ def _teardown(cluster: Cluster | None, run_dir: Path | None, report: ClusterRepo
             log.warning("could not record the cluster's final state: %s", exc)
         leftovers = cluster.teardown()
         cluster.collect_logs(out / "logs")
-        report.fencing_events = list(cluster.controller.events)
-        report.peak_memory_mib = round(cluster.memory.peak_kib / 1024, 1)
-        if leftovers:
-            report.ok = False
-            report.steps["teardown"] = "failed: " + "; ".join(leftovers)
-            report.error = report.error or "teardown left things behind"
-        else:
-            report.steps["teardown"] = "ok"
+        record_teardown(report, leftovers, cluster.controller, cluster.memory)
     if run_dir is not None:
-        for _ in range(3):  # an overlay work dir may still be busy for a moment
-            shutil.rmtree(run_dir, ignore_errors=True)
-            if not run_dir.exists():
-                break
-            time.sleep(0.5)
+        remove_run_dir(run_dir)
     report_mod.write(report, out)

@@ -39,22 +39,23 @@ def pids_in_namespaces(kind: str, inodes: set[str], root_prefix: str) -> list[in
     return found
 
 
-class MemorySampler:
-    """Samples the total PSS of the harness plus the processes of the given PID namespaces."""
+class PeakSampler:
+    """Samples a total (KiB) once per interval in a thread and keeps the peak.
 
-    def __init__(self, namespaces: Callable[[], set[str]], root_prefix: str,
-                 interval: float = 1.0) -> None:
-        self.namespaces = namespaces
-        self.root_prefix = root_prefix
+    Subclasses say what to add up besides the harness itself (`extra_pids`).
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
         self.peak_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
 
+    def extra_pids(self) -> list[int]:
+        return []
+
     def sample(self) -> int:
-        total = pss_kib(os.getpid())
-        for pid in pids_in_namespaces("pid", self.namespaces(), self.root_prefix):
-            total += pss_kib(pid)
+        total = pss_kib(os.getpid()) + sum(pss_kib(pid) for pid in self.extra_pids())
         self.peak_kib = max(self.peak_kib, total)
         return total
 
@@ -69,3 +70,16 @@ class MemorySampler:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+
+
+class MemorySampler(PeakSampler):
+    """The harness plus the processes of the given PID namespaces."""
+
+    def __init__(self, namespaces: Callable[[], set[str]], root_prefix: str,
+                 interval: float = 1.0) -> None:
+        super().__init__(interval)
+        self.namespaces = namespaces
+        self.root_prefix = root_prefix
+
+    def extra_pids(self) -> list[int]:
+        return pids_in_namespaces("pid", self.namespaces(), self.root_prefix)

@@ -12,8 +12,6 @@ import logging
 import os
 import secrets
 import shutil
-import threading
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,15 @@ from typing import Any
 from ...command import Runner
 from ..config import AddressPlan, node_name
 from ..fencing import FenceController, FenceTarget
-from ..harness import _new_run_dir, _signals_interrupt, _Steps, _uninterruptible
-from ..memory import pss_kib
+from ..harness import (
+    _new_run_dir,
+    _signals_interrupt,
+    _Steps,
+    _uninterruptible,
+    record_teardown,
+    remove_run_dir,
+)
+from ..memory import PeakSampler
 from ..options import DEFAULT_CACHE, DEFAULT_MIRROR, FenceEvent
 from . import scenario
 from .guest import Guest, GuestSpec, mac_address, make_disks
@@ -145,34 +150,15 @@ def probe_kvm(image: Image, runner: Runner, run_dir: Path) -> bool:
     return works
 
 
-class MemoryWatch:
+class MemoryWatch(PeakSampler):
     """Peak PSS of the harness plus every qemu process, sampled each second."""
 
     def __init__(self, guests: list[Guest]) -> None:
+        super().__init__()
         self.guests = guests
-        self.peak_kib = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="vm-memory", daemon=True)
 
-    def sample(self) -> int:
-        total = pss_kib(os.getpid())
-        for guest in self.guests:
-            if guest.running() and guest.pid is not None:
-                total += pss_kib(guest.pid)
-        self.peak_kib = max(self.peak_kib, total)
-        return total
-
-    def _loop(self) -> None:
-        while not self._stop.wait(1.0):
-            self.sample()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+    def extra_pids(self) -> list[int]:
+        return [g.pid for g in self.guests if g.running() and g.pid is not None]
 
 
 class VmCluster:
@@ -324,18 +310,7 @@ def _teardown(cluster: VmCluster | None, run_dir: Path | None, report: VmReport,
     if cluster is not None:
         cluster.memory.sample()
         leftovers = cluster.teardown(out / "logs")
-        report.fencing_events = list(cluster.controller.events)
-        report.peak_memory_mib = round(cluster.memory.peak_kib / 1024, 1)
-        if leftovers:
-            report.ok = False
-            report.steps["teardown"] = "failed: " + "; ".join(leftovers)
-            report.error = report.error or "teardown left things behind"
-        else:
-            report.steps["teardown"] = "ok"
+        record_teardown(report, leftovers, cluster.controller, cluster.memory)
     if run_dir is not None:
-        for _ in range(3):
-            shutil.rmtree(run_dir, ignore_errors=True)
-            if not run_dir.exists():
-                break
-            time.sleep(0.5)
+        remove_run_dir(run_dir)
     write_report(report, out)
