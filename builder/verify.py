@@ -7,6 +7,8 @@ update (signature verified), apt-get install ubuntu-cluster, and pick
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -82,6 +84,8 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
         shutil.rmtree(work)
     work.mkdir(parents=True)
     root = rootfs.Root(work / "root", runner)
+    run_cache = work / "apt-archives"
+    ours = cached_names(repo)
 
     def fresh_root() -> str:
         tarball = rootfs.create_tarball(prof, work / "root.tar", runner, include=["tasksel"])
@@ -89,13 +93,9 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
         tarball.unlink()
         root.forbid_service_starts()
         if apt_cache:
-            apt_cache.mkdir(parents=True, exist_ok=True)
-            # The cache is for the base archive's packages.  Ours may be rebuilt
-            # under an unchanged version; apt must fetch them from our repository.
-            for deb in (repo / "pool").rglob("*.deb"):
-                (apt_cache / deb.name.replace(":", "%3a")).unlink(missing_ok=True)
-            root.binds.append((apt_cache, "/var/cache/apt/archives"))
-            # The shared cache belongs to the host; let apt write it as root.
+            share_cache(apt_cache, run_cache, ours, into_run=True)
+            root.binds.append((run_cache, "/var/cache/apt/archives"))
+            # The cache folder belongs to the host; let apt write it as root.
             root.write("/etc/apt/apt.conf.d/99clusterstack-cache",
                        'APT::Sandbox::User "root";\nAPT::Keep-Downloaded-Packages "true";\n')
         return f"mmdebstrap {prof.suite} ({prof.arch})"
@@ -167,4 +167,45 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
                     step(f"tasksel install {NODE_SEED}", task_install)
         except CommandError as exc:  # pragma: no cover - step() catches these
             raise VerifyFailed(str(exc)) from exc
+        finally:
+            if apt_cache:
+                share_cache(run_cache, apt_cache, ours, into_run=False)
     return checks
+
+
+def cached_names(repo: Path) -> set[str]:
+    """The file names apt gives our packages in its cache: PACKAGE_VERSION_ARCH.deb
+    with the version's epoch colon escaped (pool names leave the epoch out)."""
+    names = set()
+    for index in repo.glob("dists/*/*/binary-*/Packages"):
+        for stanza in index.read_text(encoding="utf-8").split("\n\n"):
+            f = dict(re.findall(r"^(Package|Version|Architecture): (.*)$", stanza, re.M))
+            if len(f) == 3:
+                names.add(f"{f['Package']}_{f['Version'].replace(':', '%3a')}_"
+                          f"{f['Architecture']}.deb")
+    return names
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except FileExistsError:
+        pass
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def share_cache(src: Path, dest: Path, ours: set[str], *, into_run: bool) -> None:
+    """Hand the base archive's .debs between the shared apt cache and this run's.
+
+    Each run has a cache folder of its own, so that two runs never pull files
+    from under each other; our own packages never enter the shared cache: they
+    may be rebuilt under an unchanged version, and apt must fetch them from our
+    repository.
+    """
+    (dest / "partial").mkdir(parents=True, exist_ok=True)
+    if not src.is_dir():
+        return
+    for deb in src.glob("*.deb"):
+        if deb.name not in ours and (into_run or not (dest / deb.name).exists()):
+            _link_or_copy(deb, dest / deb.name)
