@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from .options import ClusterReport
 
@@ -34,7 +35,12 @@ def table(report: ClusterReport) -> str:
         ("peak memory", "-" if report.peak_memory_mib is None
          else f"{report.peak_memory_mib:.0f} MiB"),
     ]
-    rows += [(f"step {name}", state) for name, state in report.steps.items()]
+    return finish_table(rows, report)
+
+
+def finish_table(rows: list[tuple[str, str]], report: Any) -> str:
+    """Every tier's table ends alike: its steps, the verdict, aligned columns."""
+    rows = [*rows, *((f"step {name}", state) for name, state in report.steps.items())]
     rows.append(("result", "PASS" if report.ok else f"FAIL: {report.error or 'see steps'}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows) + "\n"

@@ -29,6 +29,7 @@ from ..harness import (
 )
 from ..memory import PeakSampler
 from ..options import DEFAULT_CACHE, DEFAULT_MIRROR, FenceEvent
+from ..report import finish_table
 from . import scenario
 from .guest import Guest, GuestSpec, mac_address, make_disks
 from .image import GUEST_INIT_PATH, Image, ensure_image, vm_root_spec
@@ -115,10 +116,7 @@ def table(report: VmReport) -> str:
         ("peak memory", "-" if report.peak_memory_mib is None
          else f"{report.peak_memory_mib:.0f} MiB"),
     ]
-    rows += [(f"step {name}", state) for name, state in report.steps.items()]
-    rows.append(("result", "PASS" if report.ok else f"FAIL: {report.error or 'see steps'}"))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows) + "\n"
+    return finish_table(rows, report)
 
 
 def write_report(report: VmReport, output_dir: Path) -> Path:
