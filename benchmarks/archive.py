@@ -23,12 +23,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from debian.deb822 import Dsc  # noqa: E402
+
+from builder import graph  # noqa: E402
 from builder import profile as profiles  # noqa: E402
+from builder import recipe as recipes  # noqa: E402
 from builder.backend import BuildRequest  # noqa: E402
 from builder.backends.chroot import tarball_path  # noqa: E402
 from builder.backends.unshare import sbuild_command  # noqa: E402
 from builder.cli import main as clusterstack  # noqa: E402
 from builder.command import Runner  # noqa: E402
+from builder.workspace import Workspace  # noqa: E402
 
 PATCH = ROOT / "patches/drbd-utils/0002-usage-count-no.patch"
 
@@ -42,28 +47,39 @@ def timed_build(out: Path, profile: str, *extra: str) -> tuple[float, dict]:
     return wall, json.loads((out / profile / "report.json").read_text())
 
 
-def sequential_sbuild(out: Path, profile_name: str, report: dict) -> tuple[float, list]:
-    """Plain sbuild, one source after the other, on the .dsc files the run made."""
+def sequential_sbuild(out: Path, profile_name: str, cold: dict) -> tuple[float, list]:
+    """Plain sbuild, one source after the other, on the .dsc files the cold run made.
+
+    Each build gets what the orchestrator gave it (our debs of what it builds
+    against, the recipe's extra build-root packages) and nothing else: no
+    rendering, no lintian, no scheduling.
+    """
     prof = profiles.load(ROOT, profile_name)
-    tarball = tarball_path(Path.home() / ".cache/clusterstack", prof)
-    runner = Runner(log_path=out / "sequential-sbuild.log")
+    tarball = tarball_path(Workspace.create(ROOT).cache_dir, prof)
+    runner = Runner(log_path=out / "sequential-sbuild.log",
+                    env={"DEBEMAIL": "builders@clusterstack.invalid",
+                         "DEBFULLNAME": "ClusterStack Builders"})
+    state_dir, arts_dir = out / profile_name / "state", out / profile_name / "artifacts"
+    built = [c["component"] for c in cold["components"] if c["status"] == "built"]
+    states = {n: json.loads((state_dir / f"{n}.json").read_text()) for n in built}
+    deps = graph.edges({n: set(s["binaries"]) for n, s in states.items()},
+                       {n: s["build_depends"] for n, s in states.items()})
     rows = []
-    for comp in report["components"]:
-        if comp["status"] != "built":
-            continue
-        state = json.loads((out / profile_name / "state" / f"{comp['component']}.json")
-                           .read_text())
-        arts = out / profile_name / "artifacts" / comp["component"]
-        dsc = arts / next(f for f in state["source_files"] if f.endswith(".dsc"))
-        extra = tuple(sorted(p for p in (out / profile_name / "artifacts").rglob("*.deb")
-                             if p.parent.name != comp["component"]))
+    for name in graph.order(deps):
+        st = states[name]
+        dsc = arts_dir / name / next(f for f in st["source_files"] if f.endswith(".dsc"))
+        extra = tuple(arts_dir / d / deb for d in sorted(graph.closure(deps, name))
+                      for deb in states[d]["debs"])
+        recipe = recipes.load(ROOT / "packaging" / name, profile_name)
+        indep = set(Dsc(dsc.read_text())["Architecture"].split()) == {"all"}
         with tempfile.TemporaryDirectory(dir=out) as tmp:
-            req = BuildRequest(dsc=dsc, out_dir=Path(tmp), arch_all=True, arch_any=True,
-                               extra_debs=extra if comp["component"] == "pacemaker" else ())
+            req = BuildRequest(dsc=dsc, out_dir=Path(tmp), arch_all=True, arch_any=not indep,
+                               extra_debs=extra, add_depends=tuple(recipe.add_depends))
             started = time.monotonic()
-            runner.run(sbuild_command(prof, tarball, req), cwd=Path(tmp), check=False)
-            rows.append((comp["component"], time.monotonic() - started))
-    return sum(t for _, t in rows), rows
+            rc = runner.run(sbuild_command(prof, tarball, req), cwd=Path(tmp),
+                            check=False).returncode
+            rows.append((name, time.monotonic() - started, rc))
+    return sum(t for _, t, _ in rows), rows
 
 
 def main() -> None:
@@ -83,6 +99,7 @@ def main() -> None:
           f"({', '.join(built)}), sum of component times {report['sum_of_build_seconds']} s",
           flush=True)
 
+    cold_report = report
     noop, report = timed_build(out, args.profile)
     print(f"== no-op build: {noop:.2f} s", flush=True)
 
@@ -97,10 +114,13 @@ def main() -> None:
           flush=True)
 
     if not args.skip_sequential:
-        seq, rows = sequential_sbuild(out, args.profile, report)
+        seq, rows = sequential_sbuild(out, args.profile, cold_report)
         print("== plain sbuild, one after the other: " +
-              ", ".join(f"{n} {t:.0f} s" for n, t in rows))
+              ", ".join(f"{n} {t:.0f} s" + (f" (FAILED, exit {rc})" if rc else "")
+                        for n, t, rc in rows))
         print(f"   sum {seq:.0f} s; ratio cold/sequential = {cold / seq:.2f} (goal <= 0.8)")
+        if any(rc for _, _, rc in rows):
+            sys.exit(f"a plain sbuild failed; see {out}/sequential-sbuild.log")
 
 
 if __name__ == "__main__":

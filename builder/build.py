@@ -262,11 +262,14 @@ class Builder:
         if self.backend and any(entries[n].builds for n in stale):
             self.progress.say("build-root", "prepare", self.stack.profile.suite)
             self.backend.prepare()
+        rank = graph.critical_path(deps, {
+            n: (e.previous.duration if e.previous and e.previous.duration
+                else e.strategy.expected_seconds) for n, e in entries.items()})
         pending, done, broken = set(stale), set(entries) - set(stale), set()
         running: dict[Future[Outcome], str] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
             while pending or running:
-                for name in sorted(pending):
+                for name in sorted(pending, key=lambda n: (-rank[n], n)):
                     if deps.get(name, set()) & broken:
                         why = sorted(deps[name] & broken)[0]
                         outcomes[name] = Outcome(name, "skipped", stage="waiting",

@@ -67,3 +67,20 @@ def missing(build_depends: Mapping[str, Groups], ours: set[str], archive: set[st
         if lost:
             out[comp] = lost
     return out
+
+
+def critical_path(deps: Mapping[str, set[str]], weight: Mapping[str, float]
+                  ) -> dict[str, float]:
+    """node -> its weight plus the heaviest chain of what builds against it.
+
+    Starting the node with the largest value first keeps the longest chain
+    (e.g. corosync -> pacemaker) from waiting behind short independent builds.
+    """
+    rdeps: dict[str, set[str]] = {n: set() for n in [*weight, *deps]}
+    for node, ds in deps.items():
+        for d in ds:
+            rdeps.setdefault(d, set()).add(node)
+    rank: dict[str, float] = {}
+    for node in reversed(order({n: set(deps.get(n, ())) for n in rdeps})):
+        rank[node] = weight.get(node, 0.0) + max((rank[r] for r in rdeps[node]), default=0.0)
+    return rank

@@ -67,6 +67,9 @@ class Artifacts:
 
 class Strategy(Protocol):
     name: str
+    # A guess at one run's duration while the component has never run here;
+    # the scheduler uses it to start long chains first.
+    expected_seconds: float
 
     def intent(self, ctx: Context) -> Intent: ...
 

@@ -12,6 +12,7 @@ from ..upstream import BinaryPackage
 
 class ImportStrategy:
     name = "import"
+    expected_seconds = 1.0
 
     def _select(self, ctx: Context) -> list[BinaryPackage]:
         spec = ctx.recipe.spec

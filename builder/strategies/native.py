@@ -17,6 +17,7 @@ FORMAT = "2"
 
 class NativeStrategy(FromSource):
     name = "native"
+    expected_seconds = 30.0
 
     def version(self, ctx: Context) -> str:
         return ctx.recipe.spec["version"] + ctx.profile.version_suffix

@@ -9,7 +9,7 @@ import pytest
 from support.sourcestack import GOOD_PATCH, SourceStack
 
 from builder import digest, graph, state
-from builder.build import Builder
+from builder.build import Builder, Outcome
 from builder.command import Runner
 from builder.fetch import Fetcher
 from builder.progress import Progress
@@ -93,3 +93,36 @@ def test_missing_patch_dir_is_an_input_too(chain: SourceStack, tmp_path: Path) -
     (chain.dir / "patches/loner").mkdir()
     (chain.dir / "patches/loner/series").write_text("")
     assert builder_for(chain).analyse()[2] == ["loner"]
+
+
+def test_critical_path_ranks_long_chains_first() -> None:
+    deps = {"base": set(), "middle": {"base"}, "top": {"middle"}, "loner": set()}
+    rank = graph.critical_path(deps, {"base": 10, "middle": 10, "top": 10, "loner": 25})
+    assert rank == {"base": 30, "middle": 20, "top": 10, "loner": 25}
+    heavy = graph.critical_path(deps, {"base": 10, "middle": 10, "top": 10, "loner": 40})
+    assert max(heavy, key=heavy.__getitem__) == "loner"
+
+
+def test_scheduler_starts_the_longest_chain_first(chain: SourceStack,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # By name "loner" would come second; the chain base -> middle -> top is
+    # longer, so middle goes before it.  A remembered long duration turns it round.
+    b = builder_for(chain)
+    started: list[str] = []
+
+    def record(e, extra, started_at):  # the scheduling is under test, not sbuild
+        started.append(e.name)
+        return Outcome(e.name, "built")
+
+    monkeypatch.setattr(b, "_one", record)
+    b.run()
+    assert started[:2] == ["base", "middle"]
+
+    b = builder_for(chain)
+    state.write(b.state_dir, state.ComponentState(
+        component="loner", key="old", inputs={}, own_key="old", source="loner",
+        version="1", debs=[], duration=5000.0))
+    started.clear()
+    monkeypatch.setattr(b, "_one", record)
+    b.run()
+    assert started[0] == "loner"
