@@ -61,6 +61,11 @@ def render_files(ctx: Context, tree: Path, values: dict[str, object]) -> None:
         out.chmod(src.stat().st_mode & 0o777)
 
 
+def source_bytes(tree: Path) -> int:
+    """Bytes of the source archives beside a rendered tree."""
+    return sum(p.stat().st_size for p in tree.parent.iterdir() if p.is_file())
+
+
 def finish(ctx: Context, tree: Path) -> Path:
     """Our patches on top, and on an Upstart profile the daemons' jobs."""
     patches.apply(tree, ctx.workspace.patches_dir / ctx.recipe.name, ctx.runner)

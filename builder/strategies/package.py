@@ -22,7 +22,7 @@ TARBALL_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst")
 
 class PackageStrategy(FromSource):
     name = "package"
-    expected_seconds = 300.0
+    expected_seconds = 60.0
 
     def version(self, ctx: Context) -> str:
         return ctx.recipe.spec["version"] + ctx.profile.version_suffix

@@ -23,7 +23,7 @@ FORMAT = "1"
 
 class RebuildStrategy(FromSource):
     name = "rebuild"
-    expected_seconds = 300.0
+    expected_seconds = 60.0
 
     def version(self, ctx: Context) -> str:
         return ctx.recipe.spec["version"] + ctx.profile.version_suffix

@@ -9,7 +9,7 @@ import pytest
 from support.sourcestack import GOOD_PATCH, SourceStack
 
 from builder import digest, graph, state
-from builder.build import Builder, Outcome
+from builder.build import Builder, Outcome, estimate
 from builder.command import Runner
 from builder.fetch import Fetcher
 from builder.progress import Progress
@@ -126,3 +126,11 @@ def test_scheduler_starts_the_longest_chain_first(chain: SourceStack,
     monkeypatch.setattr(b, "_one", record)
     b.run()
     assert started[0] == "loner"
+
+
+def test_first_build_is_estimated_from_its_source_size(chain: SourceStack) -> None:
+    entries, _, _ = builder_for(chain).analyse()
+    small = estimate(entries["base"])
+    assert entries["loner"].tree is not None
+    (entries["loner"].tree.parent / "loner_1.orig.tar.gz").write_bytes(b"\0" * 4_000_000)
+    assert estimate(entries["loner"]) - small > 150
