@@ -2,11 +2,14 @@
 """Measure the from-source archive build and print the figures.
 
   1. full archive from source, cold (fresh output folder), with -j 2;
-  2. the same sources built by plain sbuild one after the other, and the ratio;
+  2. the same sources built by plain sbuild one after the other, and the ratio
+     (with --parallel-baseline also sbuild one after the other with
+     DEB_BUILD_OPTIONS=parallel=N, to show what the graph scheduling adds);
   3. a no-op build;
   4. one changed patch: which components rebuilt, and the wall time.
 
 Run: .venv/bin/python benchmarks/archive.py [--profile trixie] [--out DIR] [--skip-sequential]
+                                            [--parallel-baseline]
 Takes about an hour on 2 cores (the sequential sbuild runs are half of it).
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -28,7 +32,7 @@ from debian.deb822 import Dsc  # noqa: E402
 from builder import graph  # noqa: E402
 from builder import profile as profiles  # noqa: E402
 from builder import recipe as recipes  # noqa: E402
-from builder.backend import BuildRequest  # noqa: E402
+from builder.backend import BuildRequest, build_env  # noqa: E402
 from builder.backends.chroot import tarball_path  # noqa: E402
 from builder.backends.unshare import sbuild_command  # noqa: E402
 from builder.cli import main as clusterstack  # noqa: E402
@@ -36,18 +40,21 @@ from builder.command import Runner  # noqa: E402
 from builder.workspace import Workspace  # noqa: E402
 
 PATCH = ROOT / "patches/drbd-utils/0002-usage-count-no.patch"
+CPUS = os.cpu_count() or 1
 
 
 def timed_build(out: Path, profile: str, *extra: str) -> tuple[float, dict]:
     started = time.monotonic()
-    rc = clusterstack(["--out", str(out), "build", "-j", "2", "--profile", profile, *extra])
+    rc = clusterstack(["--out", str(out), "build", "-j", "2", "--parallel", str(CPUS),
+                       "--profile", profile, *extra])
     wall = time.monotonic() - started
     if rc != 0:
         sys.exit(f"build failed (exit {rc}); see {out}/{profile}/logs")
     return wall, json.loads((out / profile / "report.json").read_text())
 
 
-def sequential_sbuild(out: Path, profile_name: str, cold: dict) -> tuple[float, list]:
+def sequential_sbuild(out: Path, profile_name: str, cold: dict, parallel: int = 1
+                      ) -> tuple[float, list]:
     """Plain sbuild, one source after the other, on the .dsc files the cold run made.
 
     Each build gets what the orchestrator gave it (our debs of what it builds
@@ -56,9 +63,7 @@ def sequential_sbuild(out: Path, profile_name: str, cold: dict) -> tuple[float, 
     """
     prof = profiles.load(ROOT, profile_name)
     tarball = tarball_path(Workspace.create(ROOT).cache_dir, prof)
-    runner = Runner(log_path=out / "sequential-sbuild.log",
-                    env={"DEBEMAIL": "builders@clusterstack.invalid",
-                         "DEBFULLNAME": "ClusterStack Builders"})
+    runner = Runner(log_path=out / f"sequential-sbuild-parallel{parallel}.log")
     state_dir, arts_dir = out / profile_name / "state", out / profile_name / "artifacts"
     built = [c["component"] for c in cold["components"] if c["status"] == "built"]
     states = {n: json.loads((state_dir / f"{n}.json").read_text()) for n in built}
@@ -74,10 +79,11 @@ def sequential_sbuild(out: Path, profile_name: str, cold: dict) -> tuple[float, 
         indep = set(Dsc(dsc.read_text())["Architecture"].split()) == {"all"}
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             req = BuildRequest(dsc=dsc, out_dir=Path(tmp), arch_all=True, arch_any=not indep,
-                               extra_debs=extra, add_depends=tuple(recipe.add_depends))
+                               extra_debs=extra, add_depends=tuple(recipe.add_depends),
+                               parallel=parallel)
             started = time.monotonic()
             rc = runner.run(sbuild_command(prof, tarball, req), cwd=Path(tmp),
-                            check=False).returncode
+                            env=build_env(req, inherited={}), check=False).returncode
             rows.append((name, time.monotonic() - started, rc))
     return sum(t for _, t, _ in rows), rows
 
@@ -87,6 +93,8 @@ def main() -> None:
     ap.add_argument("--profile", default="trixie")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--skip-sequential", action="store_true")
+    ap.add_argument("--parallel-baseline", action="store_true",
+                    help="also time sbuild one after the other with parallel=<CPUs>")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="cs-bench-"))
     if out.exists():
@@ -95,7 +103,8 @@ def main() -> None:
 
     cold, report = timed_build(out, args.profile)
     built = [c["component"] for c in report["components"] if c["status"] == "built"]
-    print(f"\n== cold full build: {cold:.0f} s wall, {len(built)} built from source "
+    print(f"\n== cold full build (-j 2, parallel={CPUS}): {cold:.0f} s wall, "
+          f"{len(built)} built from source "
           f"({', '.join(built)}), sum of component times {report['sum_of_build_seconds']} s",
           flush=True)
 
@@ -114,13 +123,18 @@ def main() -> None:
           flush=True)
 
     if not args.skip_sequential:
-        seq, rows = sequential_sbuild(out, args.profile, cold_report)
-        print("== plain sbuild, one after the other: " +
-              ", ".join(f"{n} {t:.0f} s" + (f" (FAILED, exit {rc})" if rc else "")
-                        for n, t, rc in rows))
-        print(f"   sum {seq:.0f} s; ratio cold/sequential = {cold / seq:.2f} (goal <= 0.8)")
-        if any(rc for _, _, rc in rows):
-            sys.exit(f"a plain sbuild failed; see {out}/sequential-sbuild.log")
+        runs = [(1, "plain sbuild (its defaults: one make job)")]
+        if args.parallel_baseline:
+            runs.append((CPUS, f"sbuild with DEB_BUILD_OPTIONS=parallel={CPUS}"))
+        for parallel, what in runs:
+            seq, rows = sequential_sbuild(out, args.profile, cold_report, parallel)
+            print(f"== {what}, one after the other: " +
+                  ", ".join(f"{n} {t:.0f} s" + (f" (FAILED, exit {rc})" if rc else "")
+                            for n, t, rc in rows))
+            print(f"   sum {seq:.0f} s; ratio cold/sequential = {cold / seq:.2f}"
+                  + (" (goal <= 0.8)" if parallel == 1 else ""), flush=True)
+            if any(rc for _, _, rc in rows):
+                sys.exit(f"an sbuild failed; see {out}/sequential-sbuild-parallel{parallel}.log")
 
 
 if __name__ == "__main__":

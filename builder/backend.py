@@ -8,6 +8,8 @@ Engine).  Both build from the same mmdebstrap tarball of the profile.
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -31,6 +33,7 @@ class BuildRequest:
     extra_debs: tuple[Path, ...] = ()
     add_depends: tuple[str, ...] = ()   # extra packages installed in the build root
     runner: Runner | None = None
+    parallel: int = 1                   # make jobs inside the build (DEB_BUILD_OPTIONS)
 
 
 @dataclass
@@ -54,6 +57,22 @@ def load(name: str, workspace: Workspace, profile: Profile, runner: Runner) -> B
         raise ClusterStackError(f"unknown build backend '{name}' (known: {', '.join(BACKENDS)})")
     module = importlib.import_module(f".backends.{name}", __package__)
     return module.create(workspace, profile, runner)
+
+
+def build_env(req: BuildRequest, inherited: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment sbuild passes into the build (its filter lets these through).
+
+    A caller's own DEB_BUILD_OPTIONS (nocheck, noopt...) is kept; only its
+    parallel= is ours to set.
+    """
+    env = {"DEBEMAIL": "builders@clusterstack.invalid", "DEBFULLNAME": "ClusterStack Builders"}
+    given = (os.environ if inherited is None else inherited).get("DEB_BUILD_OPTIONS", "")
+    opts = [o for o in given.split() if not o.startswith("parallel=")]
+    if req.parallel > 1:
+        opts.append(f"parallel={req.parallel}")
+    if opts:
+        env["DEB_BUILD_OPTIONS"] = " ".join(opts)
+    return env
 
 
 def sbuild_options(profile: Profile, req: BuildRequest, build_dir: str,

@@ -107,6 +107,7 @@ class Builder:
     progress: Progress
     backend: Backend | None = None
     jobs: int = 1
+    parallel: int = 1
 
     def __post_init__(self) -> None:
         ws, prof = self.stack.workspace, self.stack.profile
@@ -122,7 +123,7 @@ class Builder:
         return Context(workspace=ws, profile=prof, recipe=recipe,
                        runner=self.runner.for_log(ws.log_path(prof.name, recipe.name)),
                        fetcher=self.fetcher, upstream=self.upstream, backend=self.backend,
-                       extra_debs=extra_debs)
+                       extra_debs=extra_debs, parallel=self.parallel)
 
     def _render(self, entry: Entry) -> None:
         ctx = entry.ctx

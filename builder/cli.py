@@ -56,7 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--from-artifacts", type=Path, metavar="DIR",
                     help="an output folder of earlier jobs: their built components are "
                     "taken from it (CI passes them between jobs)")
-    sp.add_argument("-j", "--jobs", type=int, default=2)
+    sp.add_argument("-j", "--jobs", type=int, default=2, help="builds at the same time")
+    sp.add_argument("--parallel", type=int, default=os.cpu_count() or 1, metavar="N",
+                    help="make jobs inside each build (DEB_BUILD_OPTIONS parallel=N; "
+                    "default: the number of CPUs)")
     sp.add_argument("--backend", choices=backends.BACKENDS, default="unshare")
     with_profile("render", "render generated source trees (debian/) without building")
     with_profile("publish", "publish the signed apt repository atomically")
@@ -220,7 +223,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                                     runner.for_log(ws.log_path(stack.profile.name,
                                                                "_build-root")))
             return _cmd_build(args, Builder(stack, runner, fetcher, progress, backend,
-                                            args.jobs))
+                                            args.jobs, max(1, args.parallel)))
         if args.command == "publish":
             signer = signing.load(ws.keyring_dir, runner.for_log(
                 ws.log_path(stack.profile.name, "_publish")),

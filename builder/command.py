@@ -16,6 +16,7 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -80,6 +81,7 @@ class Runner:
         log.info("$ %s", cmdline)
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         logfile = open(self.log_path, "a", encoding="utf-8") if self.log_path else None  # noqa: SIM115
+        started = time.monotonic()
         try:
             if logfile:
                 logfile.write(f"$ {cmdline}\n")
@@ -97,7 +99,8 @@ class Runner:
                     logfile.write(pending + "\n")
             returncode = wait()
             if logfile:
-                logfile.write(f"# exit status {returncode}\n")
+                logfile.write(f"# exit status {returncode} "
+                              f"({time.monotonic() - started:.1f} s)\n")
         finally:
             if logfile:
                 logfile.close()
@@ -129,6 +132,7 @@ class Runner:
             logfile.write(f"$ {cmdline}\n")
             logfile.flush()
         out_file = open(stdout_to, "wb") if stdout_to else None  # noqa: SIM115
+        started = time.monotonic()
         try:
             # A process group of its own: when we give up on a command, its
             # children (sbuild's, mmdebstrap's) go with it.
@@ -181,7 +185,8 @@ class Runner:
             for t in threads:
                 t.join()
             if logfile:
-                logfile.write(f"# exit status {proc.returncode}\n")
+                logfile.write(f"# exit status {proc.returncode} "
+                              f"({time.monotonic() - started:.1f} s)\n")
                 logfile.close()
             if out_file:
                 out_file.close()

@@ -24,7 +24,7 @@ def build_tree(ctx: Context, tree: Path, version: str, dest: Path) -> Artifacts:
     result = ctx.backend.build(BuildRequest(
         dsc=dsc, out_dir=dest, arch_all=True, arch_any=not indep,
         extra_debs=ctx.extra_debs, add_depends=tuple(ctx.recipe.add_depends),
-        runner=ctx.runner))
+        runner=ctx.runner, parallel=ctx.parallel))
     arts = Artifacts(control.source, version, debs=result.debs)
     from debian.deb822 import Dsc
     info = Dsc(dsc.read_text(encoding="utf-8"))

@@ -33,6 +33,7 @@ class Context:
     upstream: UpstreamArchive
     backend: Backend | None
     extra_debs: tuple[Path, ...] = ()   # packages built earlier in the same run
+    parallel: int = 1                   # make jobs inside each build
 
     @property
     def log_path(self) -> Path | None:

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backend import BuildRequest, BuildResult, collect_result, sbuild_options
+from ..backend import BuildRequest, BuildResult, build_env, collect_result, sbuild_options
 from ..command import Runner
 from ..errors import ClusterStackError
 from ..profile import Profile
@@ -39,8 +39,7 @@ TOOLS = ["sbuild", "autopkgtest", "fakeroot"]
 VIRT_SERVER = "autopkgtest-virt-null"
 # Where the container sees the source, the outputs and the extra packages.
 SRC, OUT, EXTRA = "/src", "/out", "/extra"
-ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8",
-       "DEBEMAIL": "builders@clusterstack.invalid", "DEBFULLNAME": "ClusterStack Builders"}
+ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
 PING_TIMEOUT = 30
 # Longest wait for one answer of the engine: a build's output can stay silent for long.
 STREAM_TIMEOUT = 3 * 3600
@@ -68,12 +67,12 @@ def sbuild_argv(profile: Profile, req: BuildRequest, extra: list[str]) -> list[s
 
 
 def docker_run_line(image: str, command: list[str], binds: dict[str, dict[str, str]],
-                    workdir: str | None = None) -> list[str]:
+                    workdir: str | None = None, env: dict[str, str] | None = None) -> list[str]:
     """The `docker run` equivalent of a container started through the API (for the log)."""
     line = ["docker", "run", "--rm", "--network=host"]
     if workdir:
         line.append(f"--workdir={workdir}")
-    line += [f"--env={k}={v}" for k, v in ENV.items()]
+    line += [f"--env={k}={v}" for k, v in (env or ENV).items()]
     line += [f"--volume={h}:{b['bind']}:{b['mode']}" for h, b in binds.items()]
     return [*line, image, *command]
 
@@ -113,13 +112,14 @@ class DockerBackend:
 
     def _run(self, client, runner: Runner, image: str, command: list[str],
              binds: dict[str, dict[str, str]], workdir: str | None = None,
-             commit_as: str | None = None) -> None:
+             commit_as: str | None = None, env: dict[str, str] | None = None) -> None:
+        env = {**ENV, **(env or {})}
         container = client.containers.create(
             image, command, network_mode="host", volumes=binds, working_dir=workdir,
-            environment=ENV)
+            environment=env)
         try:
             container.start()
-            runner.external(docker_run_line(image, command, binds, workdir),
+            runner.external(docker_run_line(image, command, binds, workdir, env),
                             container.logs(stream=True, follow=True),
                             lambda: container.wait()["StatusCode"])
             if commit_as:
@@ -187,7 +187,8 @@ class DockerBackend:
         try:
             # sbuild writes its own temporary files into the current directory.
             self._run(client, request.runner or self.runner, self.image,
-                      sbuild_argv(self.profile, request, extra), binds, workdir=OUT)
+                      sbuild_argv(self.profile, request, extra), binds, workdir=OUT,
+                      env=build_env(request))
         finally:
             client.close()
         return collect_result(request.out_dir, request.dsc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backend import BuildRequest, BuildResult, collect_result, sbuild_options
+from ..backend import BuildRequest, BuildResult, build_env, collect_result, sbuild_options
 from ..command import Runner
 from ..profile import Profile
 from ..workspace import Workspace
@@ -37,8 +37,7 @@ class UnshareBackend:
         runner = request.runner or self.runner
         # sbuild writes its own temporary files into the current directory.
         runner.run(sbuild_command(self.profile, self.tarball, request), cwd=request.out_dir,
-                   env={"DEBEMAIL": "builders@clusterstack.invalid",
-                        "DEBFULLNAME": "ClusterStack Builders"})
+                   env=build_env(request))
         return collect_result(request.out_dir, request.dsc)
 
 
