@@ -29,12 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 from debian.deb822 import Dsc  # noqa: E402
 
-from builder import graph  # noqa: E402
+from builder import graph, state  # noqa: E402
 from builder import profile as profiles  # noqa: E402
 from builder import recipe as recipes  # noqa: E402
 from builder.backend import BuildRequest, build_env  # noqa: E402
 from builder.backends.chroot import tarball_path  # noqa: E402
 from builder.backends.unshare import sbuild_command  # noqa: E402
+from builder.build import built_debs  # noqa: E402
 from builder.cli import main as clusterstack  # noqa: E402
 from builder.command import Runner  # noqa: E402
 from builder.workspace import Workspace  # noqa: E402
@@ -62,20 +63,19 @@ def sequential_sbuild(out: Path, profile_name: str, cold: dict, parallel: int = 
     rendering, no lintian, no scheduling.
     """
     prof = profiles.load(ROOT, profile_name)
-    tarball = tarball_path(Workspace.create(ROOT).cache_dir, prof)
+    ws = Workspace.create(ROOT, out)
+    tarball = tarball_path(ws.cache_dir, prof)
     runner = Runner(log_path=out / f"sequential-sbuild-parallel{parallel}.log")
-    state_dir, arts_dir = out / profile_name / "state", out / profile_name / "artifacts"
     built = [c["component"] for c in cold["components"] if c["status"] == "built"]
-    states = {n: json.loads((state_dir / f"{n}.json").read_text()) for n in built}
-    deps = graph.edges({n: set(s["binaries"]) for n, s in states.items()},
-                       {n: s["build_depends"] for n, s in states.items()})
+    states = {n: state.read(ws.state_dir(profile_name), n) for n in built}
+    deps = graph.edges({n: set(s.binaries) for n, s in states.items()},
+                       {n: s.build_depends for n, s in states.items()})
     rows = []
     for name in graph.order(deps):
-        st = states[name]
-        dsc = arts_dir / name / next(f for f in st["source_files"] if f.endswith(".dsc"))
-        extra = tuple(arts_dir / d / deb for d in sorted(graph.closure(deps, name))
-                      for deb in states[d]["debs"])
-        recipe = recipes.load(ROOT / "packaging" / name, profile_name)
+        dsc = ws.artifacts_dir(profile_name, name) / next(
+            f for f in states[name].source_files if f.endswith(".dsc"))
+        extra = built_debs(ws, profile_name, graph.closure(deps, name))
+        recipe = recipes.load(ws.packaging_dir / name, profile_name)
         indep = set(Dsc(dsc.read_text())["Architecture"].split()) == {"all"}
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             req = BuildRequest(dsc=dsc, out_dir=Path(tmp), arch_all=True, arch_any=not indep,

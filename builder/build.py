@@ -24,6 +24,7 @@ from .progress import Progress
 from .stack import Stack
 from .strategy import Context, Strategy
 from .upstream import UpstreamArchive
+from .workspace import Workspace
 
 
 @dataclass
@@ -97,6 +98,16 @@ def estimate(e: Entry) -> float:
     if e.tree:
         guess += sourcetree.source_bytes(e.tree) / SOURCE_BYTES_PER_SECOND
     return guess
+
+
+def built_debs(ws: Workspace, profile: str, names: set[str]) -> tuple[Path, ...]:
+    """The .debs last built for `names`: what a build against them is given."""
+    out: list[Path] = []
+    for name in sorted(names):
+        st = state.read(ws.state_dir(profile), name)
+        if st:
+            out.extend(ws.artifacts_dir(profile, name) / d for d in st.debs)
+    return tuple(out)
 
 
 @dataclass
@@ -234,15 +245,6 @@ class Builder:
                     fh.write(f"# FAILED at stage {outcome.stage}: {exc}\n")
         return outcome
 
-    def _debs_of(self, names: set[str]) -> tuple[Path, ...]:
-        ws, prof = self.stack.workspace, self.stack.profile.name
-        out: list[Path] = []
-        for name in sorted(names):
-            st = state.read(self.state_dir, name)
-            if st:
-                out.extend(ws.artifacts_dir(prof, name) / d for d in st.debs)
-        return tuple(out)
-
     def render_all(self) -> list[Path]:
         """Render every component's source tree without building (any profile)."""
         trees = []
@@ -292,7 +294,8 @@ class Builder:
                         pending.discard(name)
                         broken.add(name)
                     elif deps.get(name, set()) <= done and len(running) < max(1, self.jobs):
-                        extra = self._debs_of(graph.closure(deps, name))
+                        extra = built_debs(self.stack.workspace, self.stack.profile.name,
+                                           graph.closure(deps, name))
                         running[pool.submit(self._one, entries[name], extra, run_started)] = name
                         pending.discard(name)
                 if not running:

@@ -58,6 +58,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def _exit_line(returncode: int | None, started: float) -> str:
+    return f"# exit status {returncode} ({time.monotonic() - started:.1f} s)\n"
+
+
 @dataclass(frozen=True)
 class Runner:
     """Runs commands; `log_path` is the per-package log that output is teed to."""
@@ -99,8 +103,7 @@ class Runner:
                     logfile.write(pending + "\n")
             returncode = wait()
             if logfile:
-                logfile.write(f"# exit status {returncode} "
-                              f"({time.monotonic() - started:.1f} s)\n")
+                logfile.write(_exit_line(returncode, started))
         finally:
             if logfile:
                 logfile.close()
@@ -185,8 +188,7 @@ class Runner:
             for t in threads:
                 t.join()
             if logfile:
-                logfile.write(f"# exit status {proc.returncode} "
-                              f"({time.monotonic() - started:.1f} s)\n")
+                logfile.write(_exit_line(proc.returncode, started))
                 logfile.close()
             if out_file:
                 out_file.close()
