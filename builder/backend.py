@@ -25,6 +25,12 @@ BACKENDS = ("unshare", "docker")
 
 
 @dataclass(frozen=True)
+class BackendOptions:
+    """Host-side choices of a run, the same for every build in it."""
+    scratch: str = "auto"   # where build roots are unpacked: auto, none or a path
+
+
+@dataclass(frozen=True)
 class BuildRequest:
     dsc: Path
     out_dir: Path
@@ -52,11 +58,12 @@ class Backend(Protocol):
     def build(self, request: BuildRequest) -> BuildResult: ...
 
 
-def load(name: str, workspace: Workspace, profile: Profile, runner: Runner) -> Backend:
+def load(name: str, workspace: Workspace, profile: Profile, runner: Runner,
+         options: BackendOptions | None = None) -> Backend:
     if name not in BACKENDS:
         raise ClusterStackError(f"unknown build backend '{name}' (known: {', '.join(BACKENDS)})")
     module = importlib.import_module(f".backends.{name}", __package__)
-    return module.create(workspace, profile, runner)
+    return module.create(workspace, profile, runner, options or BackendOptions())
 
 
 def build_env(req: BuildRequest, inherited: Mapping[str, str] | None = None) -> dict[str, str]:

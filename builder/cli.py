@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="make jobs inside each build (DEB_BUILD_OPTIONS parallel=N; "
                     "default: the number of CPUs)")
     sp.add_argument("--backend", choices=backends.BACKENDS, default="unshare")
+    sp.add_argument("--scratch", default="auto", metavar="auto|none|DIR",
+                    help="where the unshare backend unpacks build roots: auto = /dev/shm "
+                    "when it is a tmpfs with room to spare; none = sbuild's /tmp")
     with_profile("render", "render generated source trees (debian/) without building")
     with_profile("publish", "publish the signed apt repository atomically")
     sp = with_profile("verify", "install from the published repository into a fresh root")
@@ -221,7 +224,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 artifacts.bring(args.from_artifacts, ws, stack.profile.name)
             backend = backends.load(args.backend, ws, stack.profile,
                                     runner.for_log(ws.log_path(stack.profile.name,
-                                                               "_build-root")))
+                                                               "_build-root")),
+                                    backends.BackendOptions(scratch=args.scratch))
             return _cmd_build(args, Builder(stack, runner, fetcher, progress, backend,
                                             args.jobs, max(1, args.parallel)))
         if args.command == "publish":

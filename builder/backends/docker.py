@@ -24,7 +24,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backend import BuildRequest, BuildResult, build_env, collect_result, sbuild_options
+from ..backend import (
+    BackendOptions,
+    BuildRequest,
+    BuildResult,
+    build_env,
+    collect_result,
+    sbuild_options,
+)
 from ..command import Runner
 from ..errors import ClusterStackError
 from ..profile import Profile
@@ -194,5 +201,8 @@ class DockerBackend:
         return collect_result(request.out_dir, request.dsc)
 
 
-def create(workspace: Workspace, profile: Profile, runner: Runner) -> DockerBackend:
+def create(workspace: Workspace, profile: Profile, runner: Runner,
+           options: BackendOptions) -> DockerBackend:
+    # options.scratch is not ours to apply: a container's files live wherever
+    # the engine keeps its data root.
     return DockerBackend(workspace, profile, runner)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from builder import linkage, recipe
+from builder.backends import scratch
 from builder.cli import main
 from builder.command import Runner
 
@@ -68,7 +69,15 @@ def test_build_results(out: Path) -> None:
                  "cluster-stack-upstart", "cluster-migrate"):
         st = json.loads((out / f"trixie/state/{name}.json").read_text())
         assert st["lintian"]["error"] == 0, f"{name}: lintian errors"
-        assert (out / f"trixie/logs/{name}.log").read_text().count("$ sbuild ") == 1
+        log = (out / f"trixie/logs/{name}.log").read_text()
+        assert log.count("$ sbuild ") == 1
+        # The build root went where `--scratch auto` chose, and is gone again.
+        unpacked = re.search(r"^Unpacking \S+\.tar\.zst to (\S+)\.\.\.$", log, re.M)
+        assert unpacked, f"{name}: no unpack line in the sbuild log"
+        where = scratch.choose("auto")
+        expected = f"{where}/clusterstack-{name}_" if where else "/tmp/tmp.sbuild."
+        assert unpacked.group(1).startswith(expected), unpacked.group(1)
+        assert not where or not Path(unpacked.group(1)).parent.exists()
     report = json.loads((out / "trixie/report.json").read_text())
     assert {c["component"] for c in report["components"]} >= {"ubuntu-cluster", "pacemaker"}
     assert (out / "trixie/report.html").read_text().count("<tr>") > 20
