@@ -37,10 +37,10 @@ from debian.deb822 import Dsc  # noqa: E402
 from builder import graph, state  # noqa: E402
 from builder import profile as profiles  # noqa: E402
 from builder import recipe as recipes  # noqa: E402
-from builder.backend import BuildRequest, build_env  # noqa: E402
+from builder.backend import BuildRequest  # noqa: E402
 from builder.backends import scratch  # noqa: E402
 from builder.backends.chroot import tarball_path  # noqa: E402
-from builder.backends.unshare import sbuild_command  # noqa: E402
+from builder.backends.unshare import run_sbuild  # noqa: E402
 from builder.build import built_debs  # noqa: E402
 from builder.cli import main as clusterstack  # noqa: E402
 from builder.command import Runner  # noqa: E402
@@ -96,10 +96,8 @@ def sequential_sbuild(out: Path, profile_name: str, cold: dict, base: Baseline
                                extra_debs=extra, add_depends=tuple(recipe.add_depends),
                                parallel=base.parallel)
             started = time.monotonic()
-            with scratch.build_root_env(base.scratch, name) as where:
-                rc = runner.run(sbuild_command(prof, tarball, req), cwd=Path(tmp),
-                                env={**build_env(req, inherited={}), **where},
-                                check=False).returncode
+            rc = run_sbuild(prof, tarball, base.scratch, req, runner, inherited={},
+                            check=False).returncode
             rows.append((name, time.monotonic() - started, rc))
     return sum(t for _, t, _ in rows), rows
 

@@ -59,6 +59,10 @@ def free_bytes(path: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
+def writable_dir(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
 def choose(setting: str, candidates: tuple[Path, ...] = CANDIDATES,
            min_free: int = MIN_FREE) -> Path | None:
     """The directory under which build roots are unpacked; None: sbuild's default."""
@@ -66,13 +70,11 @@ def choose(setting: str, candidates: tuple[Path, ...] = CANDIDATES,
         return None
     if setting != AUTO:
         path = Path(setting)
-        if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        if not writable_dir(path):
             raise ClusterStackError(f"--scratch {setting}: not a writable directory")
         return path
     for path in candidates:
-        if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
-            continue
-        if fs_type(path) != "tmpfs":
+        if not writable_dir(path) or fs_type(path) != "tmpfs":
             continue
         free = free_bytes(path)
         if free < min_free:

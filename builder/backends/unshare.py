@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ..backend import (
     collect_result,
     sbuild_options,
 )
-from ..command import Runner
+from ..command import Result, Runner
 from ..profile import Profile
 from ..workspace import Workspace
 from . import chroot, scratch
@@ -26,6 +27,16 @@ def sbuild_command(profile: Profile, tarball: Path, req: BuildRequest) -> list[s
     return ["sbuild", "--chroot-mode=unshare", f"--chroot={tarball}",
             *sbuild_options(profile, req, str(req.out_dir), [str(d) for d in req.extra_debs]),
             str(req.dsc)]
+
+
+def run_sbuild(profile: Profile, tarball: Path, scratch_dir: Path | None, req: BuildRequest,
+               runner: Runner, *, inherited: Mapping[str, str] | None = None,
+               check: bool = True) -> Result:
+    """One sbuild run: its command line, its environment, its build-root directory."""
+    with scratch.build_root_env(scratch_dir, req.dsc.stem) as where:
+        # sbuild writes its own temporary files into the current directory.
+        return runner.run(sbuild_command(profile, tarball, req), cwd=req.out_dir,
+                          env={**build_env(req, inherited), **where}, check=check)
 
 
 @dataclass
@@ -45,11 +56,8 @@ class UnshareBackend:
             self.prepare()
         assert self.tarball is not None
         request.out_dir.mkdir(parents=True, exist_ok=True)
-        runner = request.runner or self.runner
-        with scratch.build_root_env(self.scratch, request.dsc.stem) as where:
-            # sbuild writes its own temporary files into the current directory.
-            runner.run(sbuild_command(self.profile, self.tarball, request), cwd=request.out_dir,
-                       env={**build_env(request), **where})
+        run_sbuild(self.profile, self.tarball, self.scratch, request,
+                   request.runner or self.runner)
         return collect_result(request.out_dir, request.dsc)
 
 
