@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +107,12 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
     step = _Steps(report)
     cluster: Cluster | None = None
     run_dir: Path | None = None
-    with _signals_interrupt():
+    with _signals_interrupt(), ExitStack() as held:
         try:
             spec = RootSpec(options.suite, options.mirror, tuple(options.extra_sources),
                             tuple(options.extra_keys), shell=options.shell)
-            root = step("root", lambda: ensure_root(spec, options.cache_dir, runner))
+            root = step("root", lambda: held.enter_context(
+                ensure_root(spec, options.cache_dir, runner)))
             if root is None:
                 return report
             report.root_build_s = round(root.seconds, 1)

@@ -9,7 +9,6 @@ under a key made of everything that changes their content.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..command import Runner
+from . import cachekeep
 
 log = logging.getLogger("clusterstack.cluster")
 
@@ -182,12 +182,13 @@ def mmdebstrap_argv(spec: RootSpec, tarball: Path) -> list[str]:
 class Root:
     path: Path
     key: str
-    built: bool  # False: taken from the cache
+    built: bool  # True: made by this run, not taken from the cache
     seconds: float
 
 
-def ensure_root(spec: RootSpec, cache_dir: Path, runner: Runner) -> Root:
-    """Return the unpacked root for `spec`, building and unpacking it when not cached."""
+@contextlib.contextmanager
+def ensure_root(spec: RootSpec, cache_dir: Path, runner: Runner) -> Iterator[Root]:
+    """The unpacked root for `spec`, built and unpacked when not cached, held for the block."""
     roots = cache_dir / "roots"
     roots.mkdir(parents=True, exist_ok=True)
     key = spec.key([release_digest(line) for line in spec.extra_sources])
@@ -195,24 +196,23 @@ def ensure_root(spec: RootSpec, cache_dir: Path, runner: Runner) -> Root:
     tarball = roots / f"{spec.suite}-{key}.tar.zst"
     tree = roots / f"{spec.suite}-{key}"
     done = tree / ".clusterstack-complete"
-    start = time.monotonic()
-    with open(roots / f"{key}.lock", "w") as lock:
-        # Two runs sharing a cache wait for each other instead of unpacking twice.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if done.exists():
-            return Root(tree, key, False, time.monotonic() - start)
-        built = False
+
+    def make() -> None:
         if not tarball.exists():
             partial = roots / f"{spec.suite}-{key}.partial.tar.zst"
             partial.unlink(missing_ok=True)
             with readable_keys(spec) as readable:
                 runner.run(mmdebstrap_argv(readable, partial), timeout=1800)
             partial.rename(tarball)
-            built = True
         if tree.exists():
             shutil.rmtree(tree)
         tree.mkdir()
         runner.run(["tar", "--zstd", "--numeric-owner", "-xpf", tarball, "-C", tree],
                    timeout=900)
         done.write_text(json.dumps({"key": key, "packages": spec.packages}) + "\n")
-        return Root(tree, key, built, time.monotonic() - start)
+
+    start = time.monotonic()
+    # Two runs sharing a cache wait for each other instead of unpacking twice.
+    with cachekeep.use(roots / f"{key}.lock", done.exists, make) as made:
+        cachekeep.prune(roots, key, lambda stale: roots.glob(f"*-{stale}*"))
+        yield Root(tree, key, made, time.monotonic() - start)

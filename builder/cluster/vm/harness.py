@@ -236,11 +236,12 @@ def run_vm_cluster(options: VmOptions) -> VmReport:
     run_dir: Path | None = None
     plan = AddressPlan()
     timeout = options.step_timeout
-    with _signals_interrupt():
+    with _signals_interrupt(), contextlib.ExitStack() as held:
         try:
             spec = vm_root_spec(options.suite, options.mirror, options.extra_sources,
                                 options.extra_keys)
-            image = step("image", lambda: ensure_image(spec, options.cache_dir, runner))
+            image = step("image", lambda: held.enter_context(
+                ensure_image(spec, options.cache_dir, runner)))
             if image is None:
                 return report
             report.image_build_s = round(image.seconds, 1)

@@ -10,15 +10,17 @@ default MODULES=most.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...command import Runner
+from .. import cachekeep
 from ..fencing import agent_path
 from ..rootfs import RootSpec, mmdebstrap_argv, release_digest
 
@@ -130,8 +132,10 @@ def _tree_size_mib(tree: Path) -> int:
     return total // (1024 * 1024)
 
 
-def ensure_image(spec: RootSpec, cache_dir: Path, runner: Runner) -> Image:
-    """Build (or take from `cache_dir`) the root, its kernel and initrd, and its ext4 image."""
+@contextlib.contextmanager
+def ensure_image(spec: RootSpec, cache_dir: Path, runner: Runner) -> Iterator[Image]:
+    """The root, its kernel and initrd, and its ext4 image: built when not cached,
+    held for the block."""
     images = cache_dir / "vm-images"
     images.mkdir(parents=True, exist_ok=True)
     digests = [release_digest(line) for line in spec.extra_sources]
@@ -146,44 +150,64 @@ def ensure_image(spec: RootSpec, cache_dir: Path, runner: Runner) -> Image:
     base = images / f"{spec.suite}-{key}"
     tarball = images / f"{spec.suite}-root-{root_key}.tar.zst"
     done = base / "complete.json"
+    tree = base / "root"
+    made_root = False
+
+    def make() -> None:
+        nonlocal made_root
+        if not tarball.exists():
+            partial = images / f"{spec.suite}-root-{root_key}.partial.tar.zst"
+            partial.unlink(missing_ok=True)
+            runner.run(image_argv(spec, partial), timeout=2400)
+            partial.rename(tarball)
+            made_root = True
+        # Images of this root made with older guest files: nobody holds the root now.
+        for old in _bases(images, root_key):
+            shutil.rmtree(old)
+        if base.exists():
+            shutil.rmtree(base)
+        tree.mkdir(parents=True)
+        runner.run(["tar", "--zstd", "--numeric-owner", "-xpf", tarball, "-C", tree],
+                   timeout=900)
+        for path, data in guest_files().items():
+            target = tree / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            target.chmod(0o755)
+        kernels = sorted((tree / "boot").glob("vmlinuz-*"))
+        initrds = sorted((tree / "boot").glob("initrd.img-*"))
+        if not kernels or not initrds:
+            raise RuntimeError(f"no kernel or initrd in {tree / 'boot'}")
+        shutil.copy(kernels[-1], base / "vmlinuz")
+        shutil.copy(initrds[-1], base / "initrd.img")
+        # Room for the logs, the DRBD tools' state and MariaDB's files outside DRBD.
+        size = _tree_size_mib(tree) * 13 // 10 + 512
+        runner.run(mkfs_argv(tree, base / "root.ext4", size), timeout=900)
+        done.write_text(json.dumps({"key": key, "root_key": root_key,
+                                    "packages": spec.packages, "built": made_root}) + "\n")
+
     start = time.monotonic()
-    with open(images / f"{root_key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs sharing a cache wait for each other
-        if not done.exists():
-            built = False
-            if not tarball.exists():
-                partial = images / f"{spec.suite}-root-{root_key}.partial.tar.zst"
-                partial.unlink(missing_ok=True)
-                runner.run(image_argv(spec, partial), timeout=2400)
-                partial.rename(tarball)
-                built = True
-            if base.exists():
-                shutil.rmtree(base)
-            tree = base / "root"
-            tree.mkdir(parents=True)
-            runner.run(["tar", "--zstd", "--numeric-owner", "-xpf", tarball, "-C", tree],
-                       timeout=900)
-            for path, data in guest_files().items():
-                target = tree / path.lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                target.chmod(0o755)
-            kernels = sorted((tree / "boot").glob("vmlinuz-*"))
-            initrds = sorted((tree / "boot").glob("initrd.img-*"))
-            if not kernels or not initrds:
-                raise RuntimeError(f"no kernel or initrd in {tree / 'boot'}")
-            shutil.copy(kernels[-1], base / "vmlinuz")
-            shutil.copy(initrds[-1], base / "initrd.img")
-            # Room for the logs, the DRBD tools' state and MariaDB's files outside DRBD.
-            size = _tree_size_mib(tree) * 13 // 10 + 512
-            runner.run(mkfs_argv(tree, base / "root.ext4", size), timeout=900)
-            done.write_text(json.dumps({"key": key, "root_key": root_key,
-                                        "packages": spec.packages, "built": built}) + "\n")
-            seconds = time.monotonic() - start
-            return Image(tree, base / "root.ext4", base / "vmlinuz", base / "initrd.img", key,
-                         built, seconds)
-    return Image(base / "root", base / "root.ext4", base / "vmlinuz", base / "initrd.img", key,
-                 False, time.monotonic() - start)
+    # Keyed by the root: two runs sharing a cache wait for each other instead of
+    # building it twice, and a newer image of the same root replaces the old one.
+    with cachekeep.use(images / f"{root_key}.lock", done.exists, make) as made:
+        cachekeep.prune(images, root_key, lambda stale: [
+            *images.glob(f"*-root-{stale}*"), *_bases(images, stale)])
+        yield Image(tree, base / "root.ext4", base / "vmlinuz", base / "initrd.img", key,
+                    made, time.monotonic() - start)
+
+
+def _bases(images: Path, root_key: str) -> list[Path]:
+    """The image folders in `images` made from the root `root_key`, complete or not."""
+    found = []
+    for base in images.iterdir():
+        if not base.is_dir():
+            continue
+        try:
+            if json.loads((base / "complete.json").read_text())["root_key"] == root_key:
+                found.append(base)
+        except (OSError, ValueError, KeyError):
+            continue
+    return found
 
 
 def vm_root_spec(suite: str, mirror: str, extra_sources: list[str],
