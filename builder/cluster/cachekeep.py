@@ -52,7 +52,11 @@ def prune(directory: Path, current: str, entries_of: Callable[[str], Iterable[Pa
     `current` is always kept. An entry whose lock another run holds is in use and
     left alone; its files go the next time it is stale and free.
     """
-    locks = sorted(directory.glob("*.lock"), key=lambda p: p.stat().st_mtime, reverse=True)
+    used = {}
+    for lock_path in directory.glob("*.lock"):
+        with contextlib.suppress(FileNotFoundError):  # another run pruning it right now
+            used[lock_path] = lock_path.stat().st_mtime
+    locks = sorted(used, key=used.__getitem__, reverse=True)
     stale = [p for p in locks if p.stem != current][max(keep - 1, 0):]
     removed = []
     for lock_path in stale:
