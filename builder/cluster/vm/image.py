@@ -151,16 +151,13 @@ def ensure_image(spec: RootSpec, cache_dir: Path, runner: Runner) -> Iterator[Im
     tarball = images / f"{spec.suite}-root-{root_key}.tar.zst"
     done = base / "complete.json"
     tree = base / "root"
-    made_root = False
 
     def make() -> None:
-        nonlocal made_root
         if not tarball.exists():
             partial = images / f"{spec.suite}-root-{root_key}.partial.tar.zst"
             partial.unlink(missing_ok=True)
             runner.run(image_argv(spec, partial), timeout=2400)
             partial.rename(tarball)
-            made_root = True
         # Images of this root made with older guest files: nobody holds the root now.
         for old in _bases(images, root_key):
             shutil.rmtree(old)
@@ -184,7 +181,7 @@ def ensure_image(spec: RootSpec, cache_dir: Path, runner: Runner) -> Iterator[Im
         size = _tree_size_mib(tree) * 13 // 10 + 512
         runner.run(mkfs_argv(tree, base / "root.ext4", size), timeout=900)
         done.write_text(json.dumps({"key": key, "root_key": root_key,
-                                    "packages": spec.packages, "built": made_root}) + "\n")
+                                    "packages": spec.packages}) + "\n")
 
     start = time.monotonic()
     # Keyed by the root: two runs sharing a cache wait for each other instead of
