@@ -11,7 +11,8 @@ from pathlib import Path
 from ..command import Runner
 from .debfiles import DebFiles, usr_alternative
 from .grammar import STANZAS, ArgError, check_stanza
-from .parser import JobFile, Process, parse
+from .parser import JobFile, Process, Stanza, parse
+from .scriptforks import script_forks
 
 ERROR = "error"
 WARNING = "warning"
@@ -39,10 +40,11 @@ def _syntax(job: JobFile) -> list[Finding]:
     first_seen: dict[str, int] = {}
     for st in job.stanzas:
         try:
-            check_stanza(st)
+            warnings = check_stanza(st)
         except ArgError as exc:
             out.append(Finding(job.path, exc.line, ERROR, exc.message))
             continue
+        out += [Finding(job.path, w.line, WARNING, w.message) for w in warnings]
         spec = STANZAS[st.keyword]
         if spec.deprecated:
             out.append(Finding(job.path, st.line, WARNING,
@@ -51,7 +53,9 @@ def _syntax(job: JobFile) -> list[Finding]:
         if spec.repeatable or st.keyword.endswith(("exec", "script")):
             continue
         if st.keyword in first_seen:
-            out.append(Finding(job.path, st.line, ERROR,
+            # Valid: each handler in init/parse_job.c (stanza_start, stanza_kill,
+            # ...) frees the previous value, so only the last one counts.
+            out.append(Finding(job.path, st.line, WARNING,
                                f"'{st.keyword}' given twice (first at line "
                                f"{first_seen[st.keyword]}); Upstart silently keeps the last"))
         else:
@@ -68,20 +72,18 @@ def _processes(job: JobFile) -> list[Finding]:
         if len(procs) > 1:
             what = "two main processes" if phase == "main" else f"two {phase} processes"
             lines = " and ".join(f"'{p.kind}' at line {p.line}" for p in procs)
-            out.append(Finding(job.path, procs[1].line, ERROR, f"{what}: {lines}"))
+            # Valid for Upstart: parse_exec / parse_script replace the command
+            # already there, so the earlier definition is silently dropped.
+            out.append(Finding(job.path, procs[-1].line, WARNING,
+                               f"{what}: {lines}; Upstart silently keeps the last"))
     expect = job.find("expect")
     main = by_phase.get("main", [])
     if expect:
         if not main:
             out.append(Finding(job.path, expect[0].line, ERROR,
                                "'expect' without a main process (exec or script)"))
-        elif any(p.kind == "script" for p in main):
-            # Upstart would count the shell's own forks ($(...), pipes) instead of
-            # the daemon's, and track the wrong pid.
-            out.append(Finding(job.path, expect[0].line, ERROR,
-                               f"'expect {expect[0].args[0].text if expect[0].args else ''}'"
-                               " with a main 'script': Upstart would trace the shell's forks, "
-                               "not the daemon's; use 'exec' or drop 'expect'"))
+        else:
+            out += _expect_script(job, expect[-1], main[-1])
     respawn = job.find("respawn")
     if respawn and not job.find("respawn limit"):
         out.append(Finding(job.path, respawn[0].line, WARNING,
@@ -90,6 +92,30 @@ def _processes(job: JobFile) -> list[Finding]:
     if not job.find("stop on") and not job.find("task"):
         out.append(Finding(job.path, 1, WARNING, "no 'stop on': the job runs through shutdown"))
     return out
+
+
+def _expect_script(job: JobFile, expect: Stanza, main: Process) -> list[Finding]:
+    """`expect fork|daemon` with a main script: fine while the shell forks nothing first.
+
+    job_process_run (init/job_process.c) ptraces the main process only for these
+    two; the shell is that process, and its first fork is the one followed.
+    """
+    kind = expect.args[0].text if expect.args else ""
+    if main.kind != "script" or kind not in ("fork", "daemon"):
+        return []
+    found = script_forks(main.body)
+    if found.fork is not None:
+        line = main.body_line + found.fork.line - 1
+        return [Finding(job.path, line, ERROR,
+                        f"'expect {kind}' (line {expect.line}) with a main 'script' that "
+                        f"forks before it execs the daemon ({found.fork.what}): Upstart "
+                        "would follow that fork, not the daemon's; run only shell builtins "
+                        "before 'exec', or drop 'expect'")]
+    if not found.execs:
+        return [Finding(job.path, expect.line, ERROR,
+                        f"'expect {kind}' with a main 'script' that never execs a program: "
+                        "Upstart would wait for a fork of the shell")]
+    return []
 
 
 def _sh_check(job: JobFile, runner: Runner) -> list[Finding]:

@@ -42,6 +42,9 @@ class Token:
     text: str
     line: int
     quoted: bool = False
+    # Offsets in `text` of the parentheses that stood outside quotes and were not
+    # escaped: only those group an event expression.
+    parens: tuple[int, ...] = field(default=(), compare=False)
 
 
 @dataclass
@@ -85,8 +88,15 @@ class JobFile:
 
 
 class _Lexer:
-    """Splits one stanza's text into tokens the way nih's config parser does:
-    whitespace separates, quotes group, backslash escapes, `#` starts a comment."""
+    """Splits one stanza's text into tokens the way libnih's `nih_config_token` does.
+
+    Whitespace separates and quotes group (a quote may span lines; the line break
+    becomes one space).  A backslash keeps the next character literal but is
+    itself kept unless that character is a backslash or whitespace, so `\\"` does
+    not open a quote.  `#` outside quotes ends the line even inside a word
+    (`NIH_CONFIG_CNLWS` lists it as a delimiter).  Where a token has bare
+    parentheses is recorded, for `start on` / `stop on`.
+    """
 
     def __init__(self) -> None:
         self.tokens: list[Token] = []
@@ -96,22 +106,44 @@ class _Lexer:
         self._buf: list[str] = []
         self._buf_line = 0
         self._buf_quoted = False
+        self._buf_parens: list[int] = []
+        self._quoted_newline = False  # a line break inside quotes awaits its space
 
     def _flush(self) -> None:
         if self._buf or self._buf_quoted:
-            self.tokens.append(Token("".join(self._buf), self._buf_line, self._buf_quoted))
+            self.tokens.append(Token("".join(self._buf), self._buf_line, self._buf_quoted,
+                                     tuple(self._buf_parens)))
         self._buf = []
         self._buf_quoted = False
+        self._buf_parens = []
+
+    def _start(self, lineno: int) -> None:
+        if not self._buf and not self._buf_quoted:
+            self._buf_line = lineno
+
+    def _escape(self, nxt: str) -> None:
+        if nxt == "\\" or nxt in " \t\r":
+            self._buf.append(nxt)
+        else:
+            self._buf.extend(("\\", nxt))
 
     def feed(self, text: str, lineno: int) -> bool:
         """Feed one physical line; return True if it ends with a backslash continuation."""
-        i = 0
-        n = len(text)
+        i, n = 0, len(text)
         while i < n:
             c = text[i]
             if self.open_quote:
-                if c == "\\" and i + 1 < n:
-                    self._buf.append(text[i + 1])
+                if self._quoted_newline:
+                    if c in " \t\r":
+                        i += 1
+                        continue
+                    self._buf.append(" ")
+                    self._quoted_newline = False
+                if c == "\\":
+                    if i + 1 >= n:
+                        self._quote_break()
+                        return True
+                    self._escape(text[i + 1])
                     i += 2
                     continue
                 if c == self.open_quote:
@@ -125,12 +157,12 @@ class _Lexer:
                     self._flush()
                     return True
                 self._start(lineno)
-                self._buf.append(text[i + 1])
+                self._escape(text[i + 1])
                 i += 2
                 continue
-            if c in " \t":
+            if c in " \t\r":
                 self._flush()
-            elif c == "#" and not self._buf and not self._buf_quoted:
+            elif c == "#":
                 break
             elif c in "\"'":
                 self._start(lineno)
@@ -138,23 +170,24 @@ class _Lexer:
                 self.open_quote = c
                 self.quote_line = lineno
             else:
-                if c == "(":
-                    self.depth += 1
-                elif c == ")":
-                    self.depth -= 1
                 self._start(lineno)
+                if c in "()":
+                    self.depth += 1 if c == "(" else -1
+                    self._buf_parens.append(len(self._buf))
                 self._buf.append(c)
             i += 1
         if self.open_quote:
-            # Quoted text may span lines; keep the newline inside the token.
-            self._buf.append("\n")
+            self._quote_break()
             return False
         self._flush()
         return False
 
-    def _start(self, lineno: int) -> None:
-        if not self._buf and not self._buf_quoted:
-            self._buf_line = lineno
+    def _quote_break(self) -> None:
+        # A line break inside quotes, escaped or not, becomes one space and the
+        # whitespace around it goes with it (nih_config_token's `nl` flag).
+        while self._buf and self._buf[-1] in " \t\r":
+            self._buf.pop()
+        self._quoted_newline = True
 
 
 def _keyword(tokens: list[Token]) -> tuple[str, list[Token]]:
@@ -170,11 +203,36 @@ def _first_word(line: str) -> str:
 
 
 def _raw_after(lines: list[str], start: int, end: int, words: int) -> str:
-    """Source text of lines[start..end] with the first `words` words removed."""
+    """Source text of lines[start..end] with the first `words` words removed.
+
+    For an exec line this is the command as `nih_config_parse_command` reads it:
+    up to the first `#` outside quotes and not escaped, so `${VAR#x}` is cut there
+    just as Upstart cuts it.
+    """
     text = "\n".join(lines[start:end + 1]).lstrip()
     for _ in range(words):
         text = text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else ""
+    quote = ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            text = text[:i]
+            break
+        i += 1
     return text.strip()
+
+
+def _starts_stanza(line: str) -> bool:
+    word = _first_word(line)
+    return word in STANZA_HEADS or word == "end"
 
 
 def parse(text: str, path: str = "<job>") -> JobFile:
@@ -191,20 +249,32 @@ def parse(text: str, path: str = "<job>") -> JobFile:
         start = i
         cont = lexer.feed(lines[i], lineno)
         keyword = ""
+        swallowed = False
         while True:
             if lexer.tokens and not keyword:
                 keyword, _ = _keyword(lexer.tokens)
+            if i + 1 >= len(lines):
+                break
+            if lexer.open_quote is not None and _starts_stanza(lines[i + 1]):
+                # Upstart would read on to the next quote, taking the following
+                # stanzas as text and failing (if at all) far below; the mistake
+                # is where the quote opens.
+                swallowed = True
+                break
             more = cont or lexer.open_quote is not None or (
                 keyword in PAREN_CONTINUES and lexer.depth > 0
-                and i + 1 < len(lines) and _first_word(lines[i + 1]) not in STANZA_HEADS)
-            if not more or i + 1 >= len(lines):
+                and not _starts_stanza(lines[i + 1]))
+            if not more:
                 break
             i += 1
             cont = lexer.feed(lines[i], i + 1)
         if lexer.open_quote:
             job.errors.append(
                 ParseError(lexer.quote_line, f"unterminated {lexer.open_quote} quote"))
-            break
+            if not swallowed:
+                break
+            i += 1
+            continue
         end = i
         i += 1
         if not lexer.tokens:

@@ -86,3 +86,31 @@ def test_stop_on_is_checked_too() -> None:
     found = errors(lint("exec /x\nstop on runlevel [016] or\n"))
     assert [(f.line, f.message) for f in found] == [
         (2, "event expression ends where an event was expected")]
+
+
+# --- parentheses are found after dequoting (parse_on, init/parse_job.c) ---------
+
+@pytest.mark.parametrize(("text", "tree"), [
+    ('(stopped display-manager EXEC="lightdm")', "stopped display-manager EXEC=lightdm"),
+    ("(starting lightdm or stopped display-manager EXEC='gdm')",
+     "(starting lightdm or stopped display-manager EXEC=gdm)"),
+    ('my-event MSG="(not a group)"', "my-event MSG=(not a group)"),
+    ('my-event "("', "my-event ("),
+    ("a and(b or c)", "(a and (b or c))"),
+    ('my-event "and"', "my-event and"),
+])
+def test_parentheses_outside_quotes_group(text: str, tree: str) -> None:
+    assert show(expr(text)) == tree
+
+
+def test_quoted_close_paren_does_not_close_a_group() -> None:
+    with pytest.raises(ArgError) as exc:
+        expr('(a X=")"')
+    assert exc.value.message == "unbalanced parentheses: '(' is never closed"
+
+
+def test_multi_line_stop_on_with_quoted_operand_lints_clean() -> None:
+    text = ("exec /x\n"
+            "stop on (stopping display-manager\n"
+            '         or stopped display-manager EXEC="lightdm")  # a comment\n')
+    assert lint(text) == []

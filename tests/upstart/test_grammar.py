@@ -35,6 +35,15 @@ GOOD = [
     "expect fork",
     "expect daemon",
     "expect stop",
+    "expect none",
+    "debug",
+    "kill signal SIGIOT",
+    "kill signal CLD",
+    "reload signal 1",
+    "normal exit 0 1 255 KILL SIGTERM",
+    "umask 0027",
+    "limit nofile unlimited 4096",
+    "limit core -1 -1",
     "kill signal SIGINT",
     "kill signal 15",
     "kill timeout 30",
@@ -82,18 +91,30 @@ BAD = [
     ("export FOO-BAR", "invalid variable name 'FOO-BAR'"),
     ("respawn limit 10", "respawn limit takes COUNT INTERVAL or 'unlimited'"),
     ("respawn limit ten 5", "respawn limit COUNT must be an integer"),
-    ("normal exit 256", "exit status must be between 0 and 255"),
+    ("normal exit -1", "unknown signal '-1'"),
+    ("normal exit term", "unknown signal 'term'"),
     ("normal exit SIGFOO", "unknown signal 'SIGFOO'"),
-    ("expect forks", "expected one of stop, daemon, fork, got 'forks'"),
+    ("expect forks", "expected one of stop, daemon, fork, none, got 'forks'"),
     ("kill signal SIGBOGUS", "unknown signal 'SIGBOGUS'"),
+    ("kill signal term", "unknown signal 'term' (signal names are case-sensitive: 'TERM')"),
+    ("kill signal sigterm", "unknown signal 'sigterm'"),
+    ("reload signal -1", "unknown signal '-1'"),
+    ("kill signal 2147483648", "unknown signal '2147483648'"),
     ("kill timeout soon", "kill timeout must be an integer"),
     ("kill", "unknown stanza 'kill'"),
+    ("kill sig 9", "unknown stanza 'kill sig': expected 'kill signal' or 'kill timeout'"),
+    ("stop", "unknown stanza 'stop': expected 'stop on'"),
+    ("oom -18", "oom adjustment must be between -17 and 15"),
+    ("debug now", "'debug' takes 0 argument(s), got 1"),
+    ("respawn limit unlimited 5", "unexpected '5' after 'respawn limit unlimited'"),
+    ("umask 0778", "umask must be an octal mask"),
     ("console syslog", "expected one of none, output, owner, log"),
     ("umask 999", "umask must be an octal mask"),
     ("nice 20", "nice must be between -20 and 19"),
     ("oom score 2000", "oom score must be between -1000 and 1000"),
     ("limit files 10 10", "unknown resource 'files'"),
-    ("limit nofile 10", "'limit' takes 3 argument(s), got 2"),
+    ("limit nofile 65536", "'limit nofile' needs a hard value after the soft one"),
+    ("limit nofile", "'limit nofile' needs soft and hard values"),
     ("limit nofile ten 10", "limit value must be an integer"),
     ("chdir", "'chdir' takes 1 argument(s), got 0"),
     ("cgroup", "'cgroup' takes 1..4 argument(s), got 0"),
@@ -113,16 +134,38 @@ def test_bad_stanza_is_an_error_on_its_line(stanza: str, message: str) -> None:
     assert str(found[0]).startswith("bad.conf:3: error: ")
 
 
-def test_deprecated_oom_is_a_warning() -> None:
-    found = lint(MAIN + "oom -10\n")
+@pytest.mark.parametrize("stanza", ["oom -10", "oom -17", "oom never"])
+def test_deprecated_oom_is_a_warning(stanza: str) -> None:
+    # stanza_oom still takes the oom_adj scale, -17 (OOM_DISABLE) to 15
+    found = lint(MAIN + stanza + "\n")
     assert [(f.line, f.severity) for f in found] == [(3, "warning")]
     assert "oom score" in found[0].message
 
 
-def test_duplicate_single_valued_stanza() -> None:
-    found = errors(lint(MAIN + "kill timeout 5\nconsole log\nkill timeout 9\n"))
-    assert len(found) == 1 and found[0].line == 5
+def test_duplicate_single_valued_stanza_is_a_warning() -> None:
+    # Upstart keeps the last value (each stanza_* handler frees the previous
+    # one), so this is valid: a warning, no longer an error.
+    found = lint(MAIN + "kill timeout 5\nconsole log\nkill timeout 9\n")
+    assert [(f.line, f.severity) for f in found] == [(5, "warning")]
     assert "'kill timeout' given twice (first at line 3)" in found[0].message
+    found = lint("start on a\nstart on b\n" + MAIN)
+    assert [(f.line, f.severity) for f in found] == [(2, "warning")]
+    assert found[0].message.startswith("'start on' given twice (first at line 1)")
+
+
+@pytest.mark.parametrize(("stanza", "message"), [
+    # strtoul reads the number once the name lookup fails; kill(2) takes 0..64
+    ("reload signal 0", "signal 0 delivers nothing"),
+    ("kill signal 99", "signal 99 is not a Linux signal"),
+    # a number above 255 is compared with signum << 8
+    ("normal exit 256", "exit status 256 is above 255: Upstart matches it with death by "
+                        "signal 1"),
+    ("normal exit 300", "exit status 300 is above 255: Upstart matches it with nothing"),
+])
+def test_accepted_but_suspicious_values_warn(stanza: str, message: str) -> None:
+    found = lint(MAIN + stanza + "\n")
+    assert [(f.line, f.severity) for f in found] == [(3, "warning")], found
+    assert found[0].message.startswith(message)
 
 
 def test_repeatable_stanzas_may_repeat() -> None:
@@ -172,3 +215,43 @@ def test_unclosed_paren_does_not_swallow_following_stanzas() -> None:
                  "kill timeout soon\nstop on runlevel [016]\n")
     assert [(f.line, f.message.split(":")[0]) for f in found] == [
         (1, "unbalanced parentheses"), (5, "kill timeout must be an integer, got 'soon'")]
+
+
+def test_unterminated_quote_is_reported_where_it_opens() -> None:
+    # Upstart would read on to the next quote (line 5), swallowing three stanzas.
+    found = errors(lint("exec /x\n"
+                        'description "corosync\n'
+                        "stop on runlevel [016]\n"
+                        "consle log\n"
+                        'env X="y"\n', "q.conf"))
+    assert [str(f) for f in found] == [
+        'q.conf:2: error: unterminated " quote',
+        "q.conf:4: error: unknown stanza 'consle' (did you mean 'console'?)"]
+
+
+def test_quote_may_span_lines_as_one_space() -> None:
+    (desc,) = parse('description "Corosync   \n    cluster engine"\n').stanzas
+    assert desc.args[0].text == "Corosync cluster engine"
+
+
+def test_hash_ends_the_line_even_inside_a_word() -> None:
+    # NIH_CONFIG_CNLWS has '#': the token stops there and the rest is a comment.
+    (env,) = parse("env COLOR=#fff\n").stanzas
+    assert [t.text for t in env.args] == ["COLOR="]
+    (env,) = parse('env COLOR="#fff" # comment\n').stanzas
+    assert [t.text for t in env.args] == ["COLOR=#fff"]
+
+
+def test_backslash_is_kept_before_ordinary_characters() -> None:
+    (env,) = parse('env A=\\"x\n').stanzas
+    assert [t.text for t in env.args] == ['A=\\"x']
+    (env,) = parse("env A=x\\ y\n").stanzas
+    assert [t.text for t in env.args] == ["A=x y"]
+
+
+def test_exec_command_is_cut_at_a_hash() -> None:
+    # nih_config_parse_command stops at an unquoted '#': sh gets "${VAR".
+    found = errors(lint("exec /usr/sbin/d ${OPTS#-}\nstop on runlevel [016]\n"))
+    assert [f.line for f in found] == [1]
+    assert found[0].message.startswith("shell syntax in 'script'")
+    assert lint("exec /usr/sbin/d '${OPTS#-}' # why\nstop on runlevel [016]\n") == []

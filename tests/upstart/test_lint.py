@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from builder.upstart.debfiles import read_deb
 from builder.upstart.lint import lint_file, main_exec_paths
 from builder.upstart.parser import parse
@@ -29,21 +31,61 @@ def test_good_job_is_clean() -> None:
 
 
 def test_two_main_processes() -> None:
-    found = errors(lint(GOOD + "exec /usr/sbin/corosync -f\n", "c.conf"))
+    # Upstart loads such a job and runs the last definition (parse_exec and
+    # parse_script replace the command): a warning, no longer an error.
+    found = lint(GOOD + "exec /usr/sbin/corosync -f\n", "c.conf")
     assert [str(f) for f in found] == [
-        "c.conf:9: error: two main processes: 'script' at line 5 and 'exec' at line 9"]
+        "c.conf:9: warning: two main processes: 'script' at line 5 and 'exec' at line 9; "
+        "Upstart silently keeps the last"]
 
 
 def test_two_pre_start_processes() -> None:
-    found = errors(lint(GOOD + "pre-start exec /bin/true\npre-start script\n  :\nend script\n"))
-    assert [(f.line, f.message) for f in found] == [
-        (10, "two pre-start processes: 'exec' at line 9 and 'script' at line 10")]
+    found = lint(GOOD + "pre-start exec /bin/true\npre-start script\n  :\nend script\n")
+    assert [(f.line, f.severity, f.message) for f in found] == [
+        (10, "warning", "two pre-start processes: 'exec' at line 9 and 'script' at line 10; "
+                        "Upstart silently keeps the last")]
 
 
-def test_expect_with_main_script() -> None:
-    found = errors(lint(GOOD + "expect fork\n"))
-    assert [f.line for f in found] == [9]
-    assert found[0].message.startswith("'expect fork' with a main 'script'")
+def test_expect_with_builtin_only_main_script_is_fine() -> None:
+    # corosync's upstream job does this: the shell's pid becomes the daemon's.
+    assert lint(GOOD + "expect fork\n") == []
+    assert lint(GOOD + "expect daemon\n") == []
+
+
+@pytest.mark.parametrize(("line", "what"), [
+    ("mkdir -p /run/corosync", "runs 'mkdir'"),
+    ("echo starting | logger", "a pipeline"),
+    ("OPTS=$(cat /etc/corosync/opts)", "a command substitution"),
+    ("OPTS=`cat /etc/corosync/opts`", "a command substitution"),
+    ("(umask 077)", "a subshell"),
+    ("sleep 1 &", "runs 'sleep'"),
+])
+def test_expect_with_main_script_that_forks_first(line: str, what: str) -> None:
+    text = GOOD.replace("    exec /usr/sbin/corosync", f"    {line}\n    exec /usr/sbin/corosync")
+    found = errors(lint(text + "expect fork\n", "c.conf"))
+    assert [f.line for f in found] == [7]
+    assert found[0].message.startswith(
+        f"'expect fork' (line 10) with a main 'script' that forks before it execs the "
+        f"daemon ({what})")
+
+
+def test_forks_after_the_exec_do_not_count() -> None:
+    text = GOOD.replace("end script", "    mkdir /never\nend script")
+    assert lint(text + "expect daemon\n") == []
+
+
+def test_expect_stop_and_none_are_not_traced() -> None:
+    text = GOOD.replace("    exec /usr/sbin/corosync",
+                        "    mkdir -p /x\n    exec /usr/sbin/corosync")
+    assert lint(text + "expect stop\n") == []
+    assert lint(text + "expect none\n") == []
+
+
+def test_expect_with_script_that_never_execs() -> None:
+    text = "expect fork\nstop on runlevel [016]\nscript\n  X=1\nend script\n"
+    found = errors(lint(text))
+    assert [(f.line, f.message.split(":")[0]) for f in found] == [
+        (1, "'expect fork' with a main 'script' that never execs a program")]
 
 
 def test_expect_with_exec_is_fine() -> None:
