@@ -10,11 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# rgmanager's implicit start order for children of one parent (service.sh's
-# <special tag="rgmanager"> child list); types not listed start after these, in
-# the order they appear in cluster.conf.
-START_ORDER = ["lvm", "fs", "clusterfs", "netfs", "nfsexport", "nfsclient", "ip", "smb",
-               "script"]
+# rgmanager's per-parent child rules, from each agent's metadata
+# (<special tag="rgmanager"><child type=... start=... forbid=.../>): type -> start level,
+# 0 for a type the parent names without a level, None for a type it forbids. rgmanager
+# starts the children with a level by level, then the others in the order written; a
+# parent with no rules (script, ip, netfs, a database...) keeps the written order.
+CHILD_RULES: dict[str, dict[str, int | None]] = {
+    "service": {"lvm": 1, "fs": 2, "clusterfs": 3, "netfs": 4, "nfsexport": 5,
+                "nfsclient": 6, "ip": 7, "smb": 8, "script": 9},
+    "fs": {"fs": 1, "clusterfs": 1, "nfsexport": 3},
+    "clusterfs": {"fs": 1, "clusterfs": 1, "nfsexport": 3},
+    "nfsserver": {"nfsexport": None, "nfsserver": None, "nfsclient": 1, "ip": 2},
+    "nfsexport": {"nfsexport": None, "nfsclient": 0},
+    "netfs": {"nfsexport": None, "nfsclient": None},
+    "ip": {"nfsclient": None, "nfsexport": None},
+    "bind-mount": {"nfsexport": None, "nfsclient": 0},
+}
+# Types whose metadata says <attributes maxinstances="1"/>: rgmanager loads such a
+# resource into one service only and skips every later reference ("Max references
+# exceeded"), so it never ran twice.
+MAX_ONE_INSTANCE = {"fs", "ip", "lvm", "nfsserver", "oracledb", "vm", "drbd"}
 
 # Attributes convert.py handles itself (recovery policy, names): never reported as dropped.
 STRUCTURAL = {"name", "ref", "__independent_subtree", "__max_failures", "__failure_expire_time",
@@ -239,6 +254,11 @@ FENCE_GONE = {
     "fence_manual": "manual fencing was removed; configure a real fence device (or SBD)",
     "fence_ack_manual": "manual fencing was removed; use 'stonith_admin --confirm'",
 }
+# Agents whose per-node target is the guest's domain name: Pacemaker passes the node
+# name as `port` unless pcmk_host_map says otherwise (clufter maps domain -> port too).
+FENCE_DOMAIN_AGENTS = {"fence_xvm", "fence_virt"}
+# cman's redirect of fencing into Pacemaker (cman + Pacemaker clusters): not a device.
+FENCE_REDIRECT = "fence_pcmk"
 # Agents that need unfencing (storage-based fencing).
 UNFENCE_AGENTS = {"fence_scsi", "fence_mpath"}
 

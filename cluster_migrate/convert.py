@@ -17,9 +17,10 @@ import zlib
 from dataclasses import dataclass, field
 
 from .agents import (
+    CHILD_RULES,
+    MAX_ONE_INSTANCE,
     RESOURCE_AGENTS,
     STACK_SCRIPTS,
-    START_ORDER,
     STRUCTURAL,
     service_for_script,
     truthy,
@@ -42,11 +43,32 @@ def _seconds(value: str) -> str:
     return f"{value}s" if value.isdigit() else value
 
 
-def start_sorted(children: list[Resource]) -> list[Resource]:
-    """rgmanager's implicit start order: known types by table, others after, stable."""
-    def rank(r: Resource) -> int:
-        return START_ORDER.index(r.type) if r.type in START_ORDER else len(START_ORDER)
-    return sorted(children, key=rank)
+# Service attributes _service and _recovery turn into something, or report themselves.
+SERVICE_ATTRS = {"name", "domain", "autostart", "recovery", "max_restarts",
+                 "restart_expire_time", "exclusive", "depend", "depend_mode", "nfslock",
+                 "hardrecovery", "priority", "nfs_client_cache", "central_processing",
+                 "__max_failures", "__failure_expire_time", "__independent_subtree",
+                 "__enforce_timeouts", "__max_restarts", "__restart_expire_time"}
+
+
+def child_order(parent_type: str, children: list[Resource]
+                ) -> tuple[list[Resource], list[Resource]]:
+    """rgmanager's start order of one parent's children, and the children it ignored.
+
+    Children whose type the parent's rules give a start level start first, level by
+    level (within a level in rule order, then as written); then the children the
+    rules name without a level, then all others, both as written (restree.c's two
+    passes). A type the rules forbid was never loaded by rgmanager.
+    """
+    rules = CHILD_RULES.get(parent_type, {})
+    rank = {t: i for i, t in enumerate(rules)}
+    forbidden = [c for c in children if c.type in rules and rules[c.type] is None]
+    leveled = sorted((c for c in children if rules.get(c.type)),
+                     key=lambda c: (rules[c.type], rank[c.type]))
+    named = sorted((c for c in children if c.type in rules and rules[c.type] == 0),
+                   key=lambda c: rank[c.type])
+    untyped = [c for c in children if c.type not in rules]
+    return leveled + named + untyped, forbidden
 
 
 @dataclass
@@ -72,11 +94,16 @@ class Converter:
         self.dlm_clone: str | None = None
         self.lvmlockd_clone: str | None = None
         self.nfs_clone: str | None = None
+        # (type, name) of single-instance resources -> the service that got it first
+        self.instance_owner: dict[tuple[str, str], tuple[str, Resource]] = {}
         self.rm_disabled = cluster.rm is not None and truthy(cluster.rm.attrs.get("disabled"))
 
     # ---- entry point -----------------------------------------------------------------
     def run(self) -> Configuration:
         cfg = self.config
+        for severity, topic, message, line in self.cluster.notes:
+            self.report.add(severity, topic, message, line)
+        self._cluster_attrs()
         has_fencing = convert_fencing(self.cluster, cfg, self.ids, self.report)
         cfg.properties["stonith-enabled"] = "true" if has_fencing else "false"
         # cluster-name is not set here: Pacemaker takes it from corosync's cluster_name,
@@ -92,7 +119,15 @@ class Converter:
         for svc in self.cluster.services:
             self._service(svc)
         self._service_relations()
+        self._dependencies()
         return cfg
+
+    def _cluster_attrs(self) -> None:
+        for key, value in self.cluster.root_attrs.items():
+            if key not in ("name", "config_version"):
+                self.report.info("cluster", f"<cluster {key}={value!r}> not carried over: "
+                                 f"corosync 3 and Pacemaker know only the cluster name",
+                                 self.cluster.line)
 
     # ---- cluster-wide ----------------------------------------------------------------
     def _rm_options(self) -> None:
@@ -112,6 +147,17 @@ class Converter:
             if el.tag == "events":
                 self.report.error("resources", "<events> (central_processing scripts) not "
                                   "carried over: express the rules as constraints", el.line)
+            elif el.tag == "resource-defaults":
+                attrs = ", ".join(f"{k}={v}" for k, v in el.attrs.items())
+                self.report.warning("resources", f"<resource-defaults> ({attrs}) not carried "
+                                    f"over: set the matching rsc_defaults by hand", el.line)
+        domains = rm.find("failoverdomains")
+        for fd in domains.findall("failoverdomain") if domains is not None else []:
+            for key, value in fd.attrs.items():
+                if key not in ("name", "ordered", "restricted", "nofailback"):
+                    self.report.warning("domain", f"failover domain {fd.attrs.get('name')}: "
+                                        f"{key}={value!r} not carried over (unknown to the "
+                                        f"converter)", fd.line)
 
     def _other_sections(self) -> None:
         """Top-level sections with no Pacemaker counterpart: say so, with their lines."""
@@ -173,14 +219,14 @@ class Converter:
 
     def _count_refs(self, children: list[Resource]) -> None:
         for res in _walk(children):
-            if res.shared_name:
+            if res.shared_name and res.type not in MAX_ONE_INSTANCE:
                 key = (res.type, res.shared_name)
                 self.ref_counts[key] = self.ref_counts.get(key, 0) + 1
 
     # ---- one service -----------------------------------------------------------------
     def _service(self, svc: Service) -> None:
         build = _ServiceBuild()
-        self._flatten(svc, start_sorted(svc.children), build, [])
+        self._flatten(svc, svc.kind if svc.kind == "service" else "", svc.children, build, [])
         a = svc.attrs
         meta: dict[str, str] = {}
         if a.get("autostart", "1").strip() in ("0", "no", "false"):
@@ -190,6 +236,8 @@ class Converter:
         if self.rm_disabled:
             meta["target-role"] = "Stopped"
         on_fail = self._recovery(svc, meta)
+        if svc.kind == "service":
+            self._service_attrs(svc, meta)
         if on_fail:
             for prim in build.members:
                 for op in prim.ops:
@@ -261,11 +309,87 @@ class Converter:
                                 f"Pacemaker's default (restart) is used", line)
         return on_fail
 
-    def _flatten(self, svc: Service, children: list[Resource], build: _ServiceBuild,
-                 ancestors: list[Resource]) -> None:
-        for res in children:
+    def _service_attrs(self, svc: Service, meta: dict[str, str]) -> None:
+        """Service attributes beyond recovery: carried over where they mean something,
+        reported otherwise, so that none disappears without a word."""
+        a = svc.attrs
+        where = f"{svc.name}"
+        failures = a.get("__max_failures", "").strip()
+        if failures:
+            if not failures.isdigit():
+                self.report.warning("recovery", f"{where}: __max_failures={failures!r} is not "
+                                    f"a number; not carried over", svc.line)
+            elif "migration-threshold" in meta:
+                self.report.warning("recovery", f"{where}: __max_failures={failures} not "
+                                    f"carried over: recovery/max_restarts already set "
+                                    f"migration-threshold={meta['migration-threshold']}",
+                                    svc.line)
+            elif failures != "0":
+                meta["migration-threshold"] = failures
+                self.report.info("recovery", f"{where}: __max_failures={failures} -> "
+                                 f"migration-threshold={failures}", svc.line)
+        expire = a.get("__failure_expire_time", "").strip()
+        if expire and expire != "0":
+            if "failure-timeout" in meta:
+                self.report.warning("recovery", f"{where}: __failure_expire_time={expire} not "
+                                    f"carried over: restart_expire_time already set "
+                                    f"failure-timeout={meta['failure-timeout']}", svc.line)
+            else:
+                meta["failure-timeout"] = _seconds(expire)
+                self.report.info("recovery", f"{where}: __failure_expire_time={expire} -> "
+                                 f"failure-timeout={_seconds(expire)}", svc.line)
+        for key in ("__independent_subtree", "__max_restarts", "__restart_expire_time"):
+            if key in a:
+                self.report.warning("service", f"{where}: {key}={a[key]!r} not carried over: "
+                                    f"it applies to resources inside a service, not to the "
+                                    f"service itself", svc.line)
+        if truthy(a.get("__enforce_timeouts")):
+            self.report.info("operation", f"{where}: __enforce_timeouts: Pacemaker always "
+                             f"enforces operation timeouts", svc.line)
+        for key, value in a.items():
+            if key not in SERVICE_ATTRS:
+                self.report.warning("service", f"{where}: attribute {key}={value!r} is not a "
+                                    f"known service attribute; not carried over", svc.line)
+
+    def _flatten(self, svc: Service, parent_type: str, children: list[Resource],
+                 build: _ServiceBuild, ancestors: list[Resource]) -> None:
+        ordered, forbidden = child_order(parent_type, children)
+        for res in forbidden:
+            self.report.warning("resources", f"{svc.name}/{res.type} {res.key}: rgmanager "
+                                f"ignored a <{res.type}> below <{parent_type}> (its agent "
+                                f"forbids that child); not converted", res.line)
+        for res in ordered:
+            if not self._single_instance(svc, res):
+                continue
             self._resource(svc, res, build, ancestors)
-            self._flatten(svc, start_sorted(res.children), build, [*ancestors, res])
+            self._flatten(svc, res.type, res.children, build, [*ancestors, res])
+
+    def _single_instance(self, svc: Service, res: Resource) -> bool:
+        """False for a second use of a resource rgmanager allowed only once.
+
+        rgmanager loaded such a resource (ip, fs, lvm... maxinstances=1) into the first
+        service that named it and skipped the later references with their children;
+        converting each reference would run the same address or mount on two nodes.
+        """
+        if res.type not in MAX_ONE_INSTANCE or res.type == "drbd":
+            # drbd becomes one promotable clone that every service using it follows
+            return True
+        key = (res.type, res.shared_name or res.key)
+        owner, first = self.instance_owner.setdefault(key, (svc.name, res))
+        if first is res:
+            return True
+        self.report.warning("resources", f"{svc.name}/{res.type} {res.key}: already used by "
+                            f"service {owner}; rgmanager runs a {res.type} resource in one "
+                            f"service only (maxinstances=1) and skipped this reference and "
+                            f"the resources below it, so the conversion does too", res.line)
+        return False
+
+    def _unused_attrs(self, res: Resource, where: str, used: set[str], why: str) -> None:
+        """Report every attribute of res outside `used` (and the structural ones)."""
+        for key, value in res.attrs.items():
+            if key not in used and key not in STRUCTURAL:
+                self.report.warning("parameter", f"{where}: {key}={value!r} not carried over: "
+                                    f"{why}", res.line_of(key))
 
     def _rid(self, svc: Service, res: Resource) -> str:
         if svc.kind == "vm" and res.type == "vm":
@@ -280,9 +404,15 @@ class Converter:
                   ancestors: list[Resource]) -> None:
         where = f"{svc.name}/{res.type} {res.key}"
         if res.type == "nfsexport":
+            # device, path and fsid are inherited by the nfsclients below it
+            self._unused_attrs(res, where, {"device", "path", "fsid"},
+                               "the exports are made by the nfsclient resources below it")
             self._nfs_daemon(svc, res, build)
             return
         if res.type == "drbd":
+            self._unused_attrs(res, where, {"resource"},
+                               "ocf:linbit:drbd takes its settings from the DRBD resource "
+                               "file")
             build.drbd_clones.append(self._drbd(svc, res))
             return
         if res.type == "script" and _script_base(res) in STACK_SCRIPTS:
@@ -306,6 +436,7 @@ class Converter:
         rule = RESOURCE_AGENTS.get(res.type)
         rid = self._rid(svc, res)
         if res.type == "script":
+            self._unused_attrs(res, where, {"file"}, "a script resource has only a file")
             cls, provider, typ = service_for_script(res.attrs.get("file", ""))
             prim = Primitive(rid, cls, provider, typ, ops=[Op("monitor", "30s", "30s")])
             self.report.info("agent", f"{where}: script {res.attrs.get('file')} -> "
@@ -330,6 +461,11 @@ class Converter:
         params: dict[str, str] = dict(rule.fixed)
         for key, value in res.attrs.items():
             if key in STRUCTURAL or key in rule.wait_timeouts:
+                continue
+            if not value.strip():
+                # rgmanager read an empty attribute as unset; pcs refuses empty values
+                self.report.info("parameter", f"{where}: {key}=\"\" is empty; left unset",
+                                 res.line_of(key))
                 continue
             if key in rule.params:
                 if key in rule.booleans:
@@ -391,6 +527,19 @@ class Converter:
         a = res.attrs
         if t == "netfs":
             prim.params.setdefault("fstype", "nfs")
+        if t == "fs":
+            if "device" in prim.params:
+                prim.params["device"] = self._device_path(prim.params["device"], where,
+                                                          res.line_of("device"))
+            if "fstype" not in prim.params:
+                # fs.sh let mount detect the type; Filesystem declares fstype required, so
+                # crmsh and pcs refuse the resource until it is set (mount still detects
+                # it at run time when it is missing from the CIB)
+                self.report.error("parameter", f"{where}: no fstype: rgmanager let mount "
+                                  f"detect it, but Filesystem requires it (crm.sh and pcs.sh "
+                                  f"refuse the resource): find it with 'blkid -o value -s "
+                                  f"TYPE {prim.params.get('device', 'DEVICE')}' and set "
+                                  f"fstype", res.line)
         if t in ("oracledb", "orainstance") and "name" in a:
             prim.params["sid"] = a["name"]
         if t == "oralistener" and "name" in a:
@@ -444,6 +593,16 @@ class Converter:
         if t == "ip" and "/" not in a.get("address", ""):
             self.report.info("parameter", f"{where}: no prefix length; IPaddr2 takes the one "
                              f"of the interface's existing address", res.line)
+
+    def _device_path(self, device: str, where: str, line: int) -> str:
+        """LABEL=/UUID= (fs.sh resolved them itself) -> the udev path Filesystem wants."""
+        for prefix, folder in (("LABEL=", "by-label"), ("UUID=", "by-uuid")):
+            if device.upper().startswith(prefix):
+                path = f"/dev/disk/{folder}/{device[len(prefix):].strip(chr(34) + chr(39))}"
+                self.report.info("parameter", f"{where}: device={device} -> {path} (the "
+                                 f"Filesystem agent does not resolve {prefix})", line)
+                return path
+        return device
 
     def _set_timeout(self, prim: Primitive, op_name: str, timeout: str) -> None:
         for op in prim.ops:
@@ -575,9 +734,18 @@ class Converter:
         rule = RESOURCE_AGENTS["clusterfs"]
         params: dict[str, str] = {}
         for k, v in res.attrs.items():
-            if k in rule.params:
+            if k in rule.params and v.strip():
                 params[rule.params[k]] = ("true" if truthy(v) else "false") \
                     if k in rule.booleans else v
+            elif k in rule.dropped:
+                if k != "fsid":
+                    self.report.warning("parameter", f"{where}: {k}={v!r} not carried over: "
+                                        f"{rule.dropped[k]}", res.line_of(k))
+            elif k not in STRUCTURAL and v.strip():
+                self.report.warning("parameter", f"{where}: {k}={v!r} has no counterpart in "
+                                    f"the Filesystem agent; not carried over", res.line_of(k))
+        if "device" in params:
+            params["device"] = self._device_path(params["device"], where, res.line_of("device"))
         fstype = params.get("fstype", "gfs2")
         if fstype == "gfs":
             self.report.error("storage", f"{where}: GFS (version 1) is not supported by "
@@ -601,8 +769,8 @@ class Converter:
         # pcs names a clone <child>-clone; using the same ids keeps pcs.sh and cib.xml alike
         clone_id = self.ids.take(f"{child.id}-clone")
         self.config.resources.append(Clone(clone_id, child, {"interleave": "true"}))
-        first = self.lvmlockd_clone or self.dlm_clone
-        assert first is not None
+        # _detect_shared_storage creates dlm whenever a clusterfs exists
+        first = self.lvmlockd_clone or self.dlm_clone or "dlm-clone"
         self._order(first, clone_id)
         self._colocate(clone_id, first, INFINITY)
         self.shared_clones[key] = clone_id
@@ -689,6 +857,72 @@ class Converter:
                                     f"colocation with every other service ({len(others)}); "
                                     f"services added later need the same constraint",
                                     svc.line)
+
+    def _dependencies(self) -> None:
+        """<rm><dependencies> (rgmanager's dependency engine) -> orders and colocations.
+
+        require="always": the dependent needs its target running, always -> mandatory
+        order; require="start": only to start -> optional order (Pacemaker has no
+        start-only requirement). colocate="always"/"never" -> +/-INFINITY colocation.
+        """
+        rm = self.cluster.rm
+        deps = rm.find("dependencies") if rm is not None else None
+        if deps is None:
+            return
+        sids = self.config.service_ids
+
+        def service_id(ref: str, line: int) -> str | None:
+            name = ref.split(":", 1)[1] if ":" in ref else ref
+            if name not in sids:
+                self.report.error("depend", f"<dependencies>: {ref!r} is not a converted "
+                                  f"service; this dependency is not carried over", line)
+                return None
+            return sids[name]
+
+        for key, value in deps.attrs.items():
+            self.report.info("depend", f"<dependencies {key}={value!r}> not carried over",
+                             deps.line)
+        for dep in deps.children:
+            if dep.tag != "dependency":
+                self.report.warning("depend", f"<dependencies><{dep.tag}> is not a "
+                                    f"dependency; not carried over", dep.line)
+                continue
+            who = service_id(dep.attrs.get("name", ""), dep.line)
+            if who is None:
+                continue
+            for target in dep.children:
+                if target.tag != "target":
+                    self.report.warning("depend", f"<dependency><{target.tag}> is not a "
+                                        f"target; not carried over", target.line)
+                    continue
+                what = service_id(target.attrs.get("name", ""), target.line)
+                if what is None:
+                    continue
+                require = target.attrs.get("require", "unspec").strip() or "unspec"
+                colocate = target.attrs.get("colocate", "unspec").strip() or "unspec"
+                done: list[str] = []
+                if require == "always":
+                    self._order(what, who)
+                    done.append(f"mandatory order {what} then {who}")
+                elif require == "start":
+                    self._order(what, who, kind="Optional")
+                    done.append(f"optional order {what} then {who} (Pacemaker cannot require "
+                                f"a service only for the start)")
+                elif require != "unspec":
+                    self.report.warning("depend", f"{who}: require={require!r} unknown; not "
+                                        f"carried over", target.line)
+                if colocate == "always":
+                    self._colocate(who, what, INFINITY)
+                    done.append(f"colocation of {who} with {what}")
+                elif colocate == "never":
+                    self._colocate(who, what, f"-{INFINITY}")
+                    done.append(f"-INFINITY colocation of {who} with {what}")
+                elif colocate != "unspec":
+                    self.report.warning("depend", f"{who}: colocate={colocate!r} unknown; not "
+                                        f"carried over", target.line)
+                if done:
+                    self.report.warning("depend", f"<dependency> {who} -> {what}: "
+                                        + "; ".join(done), target.line)
 
     # ---- constraint helpers ------------------------------------------------------------
     def _location(self, rsc: str, node: str, score: str, role: str | None = None) -> None:

@@ -84,6 +84,13 @@ def render_corosync(cluster: Cluster, addresses: dict[str, list[str]],
             else:
                 report.warning("corosync", f"totem {key}={value!r} not carried over: unknown "
                                f"to corosync 3", totem.line)
+        for child in totem.children:
+            attrs = " ".join(f"{k}={v}" for k, v in child.attrs.items())
+            # mcastaddr/mcastport/bindnetaddr/ttl are udp-only in corosync 3; knet links
+            # take their addresses from the nodelist and use UDP port 5405 (+ link number)
+            report.warning("corosync", f"<totem><{child.tag} {attrs}> not carried over: "
+                           f"knet is unicast and takes its addresses from the nodelist; open "
+                           f"UDP 5405 (link 0) instead of the old multicast port", child.line)
         if "token" in totem.attrs and "consensus" not in totem.attrs:
             report.info("corosync", "consensus not set: corosync 3 derives it as 1.2 x token",
                         totem.line)
@@ -117,6 +124,10 @@ def render_corosync(cluster: Cluster, addresses: dict[str, list[str]],
             report.info("corosync", f"node {node.name}: ring addresses are host names; "
                         f"corosync resolves them at start (or pass --address "
                         f"{node.name}=IP[,IP])", node.line)
+        for key, value in node.attrs.items():
+            if key not in ("name", "nodeid", "votes"):
+                report.info("corosync", f"node {node.name}: {key}={value!r} not carried over: "
+                            f"corosync 3's nodelist has no such setting", node.line)
         out.append("    node {")
         for i, addr in enumerate(addrs):
             out.append(f"        ring{i}_addr: {addr}")
@@ -214,6 +225,10 @@ def _qdevice(quorumd: XmlNode, report: Report) -> list[str]:
                         f"pass)", h.line)
         lines.append("    #     }")
     lines.append("    # }")
+    for key, value in quorumd.attrs.items():
+        if key not in ("label", "device", "votes"):
+            report.info("quorum", f"quorumd {key}={value!r} not carried over: qdevice has its "
+                        f"own timers", quorumd.line)
     for key in ("label", "device"):
         if key in quorumd.attrs:
             report.info("quorum", f"quorum disk {key}={quorumd.attrs[key]!r}: the disk is no "

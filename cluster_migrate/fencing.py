@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .agents import (
+    FENCE_DOMAIN_AGENTS,
     FENCE_DROPPED,
     FENCE_GONE,
     FENCE_PARAM_RENAMES,
     FENCE_PORT_ATTRS,
+    FENCE_REDIRECT,
     UNFENCE_AGENTS,
 )
 from .ids import Ids
@@ -31,6 +33,12 @@ def _rename(attrs: dict[str, str], where: str, line: int, report: Report | None
     """Old fence parameter names -> today's; report=None when already reported once."""
     out: dict[str, str] = {}
     for key, value in attrs.items():
+        if not value.strip():
+            # pcs refuses an empty parameter, and the agent's default is what cman used
+            if report:
+                report.info("fencing", f"{where}: {key}=\"\" is empty; left unset (the "
+                            f"agent's default applies)", line)
+            continue
         if key in FENCE_DROPPED:
             if report:
                 report.warning("fencing", f"{where}: {key}={value!r} not carried over: "
@@ -47,7 +55,14 @@ def convert_fencing(cluster: Cluster, config: Configuration, ids: Ids, report: R
     """Add stonith primitives and levels to config; return whether any fencing exists."""
     usable: dict[str, FenceDevice] = {}
     for name, dev in cluster.fence_devices.items():
-        if dev.agent in FENCE_GONE:
+        if dev.agent == FENCE_REDIRECT:
+            report.critical("fencing", f"fence device {name} is fence_pcmk: cman handed "
+                            f"fencing to Pacemaker, so the real fence devices are in the old "
+                            f"cluster's CIB (cibadmin --query on a node), not in cluster.conf. "
+                            f"No fence_pcmk resource is created: copy the stonith resources "
+                            f"and fencing topology from the old CIB before going live",
+                            dev.line)
+        elif dev.agent in FENCE_GONE:
             report.error("fencing", f"fence device {name} ({dev.agent}) not carried over: "
                          f"{FENCE_GONE[dev.agent]}", dev.line)
         else:
@@ -77,7 +92,12 @@ def convert_fencing(cluster: Cluster, config: Configuration, ids: Ids, report: R
                     report.info("fencing", f"node {node.name}: action={action} on device "
                                 f"{ref.device}: Pacemaker turns off all devices of a level "
                                 f"before turning them on, as the off/on pairs did", ref.line)
-                port = next((attrs.pop(a) for a in FENCE_PORT_ATTRS if a in attrs), None)
+                port_attrs = FENCE_PORT_ATTRS
+                if usable[ref.device].agent in FENCE_DOMAIN_AGENTS:
+                    # the guest's libvirt domain is what fence_xvm/fence_virt target
+                    port_attrs = ("domain", *FENCE_PORT_ATTRS)
+                port = next((attrs.pop(a) for a in port_attrs if attrs.get(a)),
+                            None)
                 extra = tuple(sorted(attrs.items()))
                 key = (ref.device, (*extra, ("port", port or "")))
                 if key in seen:
@@ -92,7 +112,9 @@ def convert_fencing(cluster: Cluster, config: Configuration, ids: Ids, report: R
                 level.append((ref.device, bucket))
             if level:
                 node_levels.append(level)
-            elif method.devices:
+            elif method.devices and not all(
+                    cluster.fence_devices[d.device].agent == FENCE_REDIRECT
+                    for d in method.devices):
                 report.error("fencing", f"node {node.name}: fence method {method.name} has no "
                              f"usable device left", method.line)
         levels[node.name] = node_levels
@@ -110,7 +132,14 @@ def convert_fencing(cluster: Cluster, config: Configuration, ids: Ids, report: R
                 base = f"fence-{name}-{next(iter(bucket.ports))}"
             bucket.prim_id = ids.take(base)
             where = f"fence device {name}"
-            params = _rename(dev.attrs, where, dev.line, report if i == 0 else None)
+            dev_attrs = dict(dev.attrs)
+            if dev.agent in FENCE_DOMAIN_AGENTS and "domain" in dev_attrs:
+                # a device-level domain names the one guest it fences: that is its port
+                dev_attrs["port"] = dev_attrs.pop("domain")
+            params = _rename(dev_attrs, where, dev.line, report if i == 0 else None)
+            if dev.agent in FENCE_DOMAIN_AGENTS and "plug" in params:
+                # fence_xvm/fence_virt call the guest "port", not "plug"
+                params["port"] = params.pop("plug")
             params.update(_rename(dict(bucket.extra), where, dev.line, report))
             nodes = list(bucket.ports)
             if any(p is not None for p in bucket.ports.values()):

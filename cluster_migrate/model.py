@@ -52,6 +52,8 @@ class Node:
     line: int
     # False when cluster.conf had no nodeid and the converter numbered the node
     nodeid_given: bool = True
+    # every attribute of <clusternode>, so that the unused ones can be reported
+    attrs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,6 +145,11 @@ class Cluster:
     rm: XmlNode | None = None
     # Top-level elements the converter has no rule for, reported as not carried over.
     other: list[XmlNode] = field(default_factory=list)
+    # What the parser tolerated, as rgmanager did, but the report must say:
+    # (severity, topic, message, line).
+    notes: list[tuple[str, str, str, int | None]] = field(default_factory=list)
+    # every attribute of <cluster>, so that the unused ones can be reported
+    root_attrs: dict[str, str] = field(default_factory=dict)
 
     def node(self, name: str) -> Node | None:
         return next((n for n in self.nodes if n.name == name), None)

@@ -32,7 +32,8 @@ INHERIT = {
     "nfsserver": {"path": "mountpoint"},
 }
 # Elements under <rm> that are not resource trees.
-RM_NON_RESOURCES = {"failoverdomains", "resources", "events", "resource-defaults"}
+RM_NON_RESOURCES = {"failoverdomains", "resources", "events", "resource-defaults",
+                    "dependencies"}
 
 
 def parse_xml(text: str | bytes) -> XmlNode:
@@ -100,8 +101,7 @@ def _nodes(root: XmlNode) -> list[Node]:
             raise MigrateError("<clusternode> without a name", cn.line)
         # cman allowed a missing nodeid (it hashed the name); corosync 3 needs one,
         # so fall back to the position, which is what clufter does too.
-        nodeid = _int(cn, "nodeid", index)
-        assert nodeid is not None
+        nodeid = _int(cn, "nodeid", index) or 0
         if nodeid < 1:
             raise MigrateError(f"node {name}: nodeid must be a positive number", cn.line)
         if nodeid in seen_ids:
@@ -127,10 +127,11 @@ def _nodes(root: XmlNode) -> list[Node]:
                                       {k: v for k, v in d.attrs.items() if k != "name"}, d.line)
                        for d in unf.findall("device")]
         votes = _int(cn, "votes", 1)
-        assert votes is not None
+        votes = 1 if votes is None else votes
         node = Node(name, nodeid, votes,
                     [a.attrs["name"] for a in cn.findall("altname") if a.attrs.get("name")],
-                    methods, unfence, cn.line, nodeid_given="nodeid" in cn.attrs)
+                    methods, unfence, cn.line, nodeid_given="nodeid" in cn.attrs,
+                    attrs=dict(cn.attrs))
         seen_ids[nodeid] = node
         seen_names[name] = node
         nodes.append(node)
@@ -152,7 +153,8 @@ def _fence_devices(root: XmlNode) -> dict[str, FenceDevice]:
     return devices
 
 
-def _domains(rm: XmlNode | None, node_names: set[str]) -> dict[str, Domain]:
+def _domains(rm: XmlNode | None, node_names: set[str],
+             notes: list[tuple[str, str, str, int | None]]) -> dict[str, Domain]:
     domains: dict[str, Domain] = {}
     container = rm.find("failoverdomains") if rm is not None else None
     for fd in container.findall("failoverdomain") if container is not None else []:
@@ -165,7 +167,11 @@ def _domains(rm: XmlNode | None, node_names: set[str]) -> dict[str, Domain]:
         for m in fd.findall("failoverdomainnode"):
             node = m.attrs.get("name", "")
             if node not in node_names:
-                raise MigrateError(f"failover domain {name} names unknown node {node!r}", m.line)
+                # rgmanager skipped members it had no node for; so does the conversion
+                notes.append(("warning", "domain", f"failover domain {name} names node "
+                              f"{node!r}, which is not in <clusternodes>: member dropped",
+                              m.line))
+                continue
             members.append((node, _int(m, "priority", 1) or 1))
         domains[name] = Domain(name, _bool(fd.attrs.get("ordered")),
                                _bool(fd.attrs.get("restricted")),
@@ -224,7 +230,8 @@ def _resolve(node: XmlNode, shared: dict[tuple[str, str], XmlNode],
     return res
 
 
-def _services(rm: XmlNode | None, domains: dict[str, Domain]) -> list[Service]:
+def _services(rm: XmlNode | None, domains: dict[str, Domain],
+              notes: list[tuple[str, str, str, int | None]]) -> list[Service]:
     if rm is None:
         return []
     shared = _shared_resources(rm)
@@ -240,14 +247,30 @@ def _services(rm: XmlNode | None, domains: dict[str, Domain]) -> list[Service]:
         if name in names:
             raise MigrateError(f"duplicate service name {name} (first at line "
                                f"{names[name].line})", el.line)
-        dom = el.attrs.get("domain")
+        if el.tag == "service" and "ref" in el.attrs:
+            # <service ref="x"> takes its attributes (domain, recovery...) and children
+            # from <resources><service name="x">, its own attributes overriding them.
+            target = shared.get(("service", el.attrs["ref"]))
+            if target is None:
+                raise MigrateError(f"<service ref={el.attrs['ref']!r}> names no service in "
+                                   f"<resources>", el.line)
+            attrs = {**target.attrs, **{k: v for k, v in el.attrs.items() if k != "ref"}}
+            attrs["name"] = name
+            children = list(target.children) + list(el.children)
+            notes.append(("info", "service", f"service {name}: <service ref> resolved against "
+                          f"the shared definition at line {target.line}", el.line))
+        else:
+            attrs = dict(el.attrs)
+            children = list(el.children)
+        dom = attrs.get("domain")
         if dom and dom not in domains:
             raise MigrateError(f"{label} names failover domain {dom!r}, which is not defined",
                                el.line)
         if el.tag == "service":
-            svc = Service(name, "service", dict(el.attrs), el.line, actions=_actions(el))
+            svc = Service(name, "service", attrs, el.line,
+                          actions=_actions(XmlNode(el.tag, attrs, el.line, children)))
             svc.children = [_resolve(c, shared, [], label)
-                            for c in el.children if c.tag != "action"]
+                            for c in children if c.tag != "action"]
         else:
             # A vm (or any other resource rgmanager accepted directly under <rm>) is
             # itself the single resource of its unit.
@@ -292,14 +315,16 @@ def parse(text: str | bytes) -> Cluster:
                 raise MigrateError(f"node {node.name}, unfence: device {ref.device!r} is not "
                                    f"in <fencedevices>", ref.line)
     rm = root.find("rm")
-    domains = _domains(rm, {n.name for n in nodes})
-    services = _services(rm, domains)
+    notes: list[tuple[str, str, str, int | None]] = []
+    domains = _domains(rm, {n.name for n in nodes}, notes)
+    services = _services(rm, domains, notes)
     return Cluster(
         name=name, config_version=root.attrs.get("config_version"), line=root.line,
         nodes=nodes, fence_devices=devices, domains=domains, services=services,
         cman=root.find("cman"), totem=root.find("totem"), quorumd=root.find("quorumd"),
         logging=root.find("logging"), fence_daemon=root.find("fence_daemon"), rm=rm,
-        other=[c for c in root.children if c.tag not in KNOWN_TOP],
+        other=[c for c in root.children if c.tag not in KNOWN_TOP], notes=notes,
+        root_attrs=dict(root.attrs),
     )
 
 
