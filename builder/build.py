@@ -15,33 +15,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import digest, graph, render, report, sourcetree, state, strategies
+from . import digest, graph, render, report, sourcetree, state, strategies, versioning
 from .backend import Backend
 from .command import Runner
 from .errors import ClusterStackError
 from .fetch import Fetcher
+from .outcome import Outcome
 from .progress import Progress
 from .stack import Stack
 from .strategy import Context, Strategy
 from .upstream import UpstreamArchive
 from .workspace import Workspace
-
-
-@dataclass
-class Outcome:
-    component: str
-    status: str           # up-to-date | fetched | built | failed | skipped
-    version: str = ""
-    stage: str = ""
-    duration: float = 0.0
-    started: float = 0.0  # seconds since the run started
-    log: Path | None = None
-    error: str = ""
-    lintian: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status not in ("failed", "skipped")
 
 
 class BuildFailed(ClusterStackError):
@@ -210,6 +194,7 @@ class Builder:
                               f"{e.strategy.name}" + (f", with {len(extra)} of our debs"
                                                       if extra else ""))
             if e.builds:
+                self._stamp_version(e)
                 arts = e.strategy.build(ctx, e.tree, fresh)  # type: ignore[attr-defined]
             else:
                 arts = e.strategy.produce(ctx, fresh)
@@ -223,15 +208,11 @@ class Builder:
                 source=arts.source, version=arts.version,
                 debs=[p.name for p in arts.debs], source_files=[p.name for p in arts.source_files],
                 lintian=arts.lintian, binaries=sorted(e.binaries),
-                build_depends=e.build_depends, duration=duration, finished=time.time()))
+                build_depends=e.build_depends, duration=duration, finished=time.time(),
+                sha256=state.digests(final, [p.name for p in (*arts.debs, *arts.source_files)])))
             outcome.status = "built" if e.builds else "fetched"
             outcome.version, outcome.duration, outcome.lintian = \
                 arts.version, duration, arts.lintian
-            prev = e.previous
-            if e.builds and prev and prev.version == arts.version and prev.key != e.key:
-                # apt never upgrades to different content under the same version.
-                self.progress.say(e.name, "warning", f"rebuilt as {arts.version} again, from "
-                                  "changed inputs: bump the recipe's version before publishing")
             lint = (f", lintian {arts.lintian.get('error', 0)}E/"
                     f"{arts.lintian.get('warning', 0)}W" if e.builds else "")
             self.progress.say(e.name, outcome.status, f"{arts.source} {arts.version} "
@@ -244,6 +225,19 @@ class Builder:
                 with open(ctx.log_path, "a") as fh:
                     fh.write(f"# FAILED at stage {outcome.stage}: {exc}\n")
         return outcome
+
+    def _stamp_version(self, e: Entry) -> None:
+        """Version the tree by its inputs (see versioning): a rebuild from
+        changed inputs gets the next counter, recorded in the changelog."""
+        debian = e.tree / "debian"
+        base = render.changelog_version(debian)
+        published = versioning.published_versions(
+            self.stack.workspace.published_repo(self.stack.profile.name),
+            render.read_control(debian).source)
+        version = versioning.choose(e.name, base, e.key, e.previous, published)
+        if version != base:
+            render.restamp_changelog(debian, version, "Rebuilt by ClusterStack from changed "
+                                     f"inputs (input key {e.key[:16]}).")
 
     def render_all(self) -> list[Path]:
         """Render every component's source tree without building (any profile)."""
@@ -307,7 +301,8 @@ class Builder:
                     (done if outcomes[name].ok else broken).add(name)
         result = [outcomes[r.name] for r in self.stack.recipes if r.name in wanted]
         report.write(self.stack.workspace.profile_out(self.stack.profile.name),
-                     self.stack.profile.name, result, time.monotonic() - run_started)
+                     self.stack.profile.name, result, time.monotonic() - run_started,
+                     deps=deps)
         if any(not o.ok for o in result):
             raise BuildFailed(result)
         return result

@@ -152,3 +152,17 @@ def edit_control(debian_dir: Path, *, add_build_depends: list[str],
         src["Build-Depends"] = "\n " + ",\n ".join(PkgRelation.str([r]) for r in rels)
     kept = [p for p in paras[1:] if p.get("Package") not in set(drop_binaries)]
     path.write_text("\n".join(p.dump() for p in [src, *kept]), encoding="utf-8")
+
+
+def changelog_version(debian_dir: Path) -> str:
+    return str(Changelog((debian_dir / "changelog").read_text(encoding="utf-8")).version)
+
+
+def restamp_changelog(debian_dir: Path, version: str, change: str) -> None:
+    """Give the top changelog entry another version, saying why in the entry:
+    the tree is rendered before its cache key (and so its version) is known."""
+    path = debian_dir / "changelog"
+    log = Changelog(path.read_text(encoding="utf-8"))
+    log.version = version
+    log.add_change(f"  * {change}")
+    path.write_text(str(log), encoding="utf-8")

@@ -11,12 +11,15 @@ from .errors import ClusterStackError
 from .strategy import Artifacts, Context
 
 
-def build_tree(ctx: Context, tree: Path, version: str, dest: Path) -> Artifacts:
-    """dpkg-source -b the tree, build the .dsc with the backend, lintian the result."""
+def build_tree(ctx: Context, tree: Path, dest: Path) -> Artifacts:
+    """dpkg-source -b the tree, build the .dsc with the backend, lintian the result.
+
+    The version is the changelog's: the builder may have restamped it."""
     if ctx.backend is None:
         raise ClusterStackError(f"{ctx.recipe.name}: building needs a build backend")
     work = tree.parent
     control = render.read_control(tree / "debian")
+    version = render.changelog_version(tree / "debian")
     ctx.runner.run(["dpkg-source", "-b", tree.name], cwd=work)
     plain = version.split(":", 1)[-1]
     dsc = work / f"{control.source}_{plain}.dsc"
@@ -86,7 +89,7 @@ class FromSource:
         raise NotImplementedError
 
     def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:
-        arts = build_tree(ctx, tree, self.version(ctx), dest)
+        arts = build_tree(ctx, tree, dest)
         linkage.check(arts.debs, ctx.recipe.forbid_linkage, ctx.runner)
         return arts
 
