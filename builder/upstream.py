@@ -266,6 +266,18 @@ class UpstreamArchive:
                 best[key] = p
         return sorted(best.values(), key=lambda p: (p.package, p.architecture))
 
+    def binary(self, package: str, version: str) -> BinaryPackage | None:
+        """One binary package of this architecture (or all) at exactly `version`."""
+        for pkgs in self.by_source.values():
+            for p in pkgs:
+                if p.package == package and p.version == version:
+                    return p
+        return None
+
+    def binary_versions(self, package: str) -> list[str]:
+        return sorted({p.version for pkgs in self.by_source.values() for p in pkgs
+                       if p.package == package}, key=Version)
+
     def suites_label(self) -> str:
         return ", ".join(r.label for r in self.releases)
 

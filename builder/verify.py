@@ -26,8 +26,14 @@ from .upstart.lint import ERROR, lint_file, main_exec_paths
 from .upstart.parser import parse
 
 NODE_SEED = "cluster-node"
-TASKS_PACKAGE = "cluster-tasks"
 UPSTART_PACKAGE = "cluster-stack-upstart"
+# What a default node (apt's defaults, Recommends on) may weigh: Debian's own
+# stack installs 774 packages, 2.7 GiB, mostly cloud SDKs pulled in through
+# fence-agents-all; ours stays well below this.
+NODE_LIMIT_MIB = 450
+# Pulled in only by cloud fence or resource agents; none belongs on a default node.
+CLOUD_SDK = re.compile(r"^python3-(azure|boto3|botocore|googleapi|google-auth|kubernetes|"
+                       r"openstacksdk|novaclient|keystoneauth1|aliyun|oci)\b")
 
 
 @dataclass
@@ -42,11 +48,48 @@ class VerifyFailed(ClusterStackError):
     pass
 
 
+class CheckFailed(ClusterStackError):
+    """A product check that did not hold (never an assert: those vanish under -O)."""
+
+
+def require(condition: object, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
 def _installed_version(root: rootfs.Root, package: str) -> str | None:
     res = root.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Version}", package],
                    check=False)
     status, _, version = res.stdout.partition(" ")
     return version.strip() if res.returncode == 0 and status.strip() == "ii" else None
+
+
+def installed_sizes(root: rootfs.Root) -> dict[str, int]:
+    """Installed package -> Installed-Size in KiB."""
+    out = root.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}\t${Package}\t"
+                    "${Installed-Size}\n"]).stdout
+    sizes = {}
+    for line in out.splitlines():
+        status, name, size = [*line.split("\t"), "", ""][:3]
+        if status.strip() == "ii":
+            sizes[name] = int(size or 0)
+    return sizes
+
+
+@dataclass(frozen=True)
+class Weight:
+    packages: int
+    mib: float
+    cloud_sdks: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.packages} packages, {self.mib:.0f} MiB installed"
+
+
+def weigh(before: dict[str, int], after: dict[str, int]) -> Weight:
+    added = {n: k for n, k in after.items() if n not in before}
+    return Weight(len(added), sum(added.values()) / 1024,
+                  tuple(sorted(n for n in added if CLOUD_SDK.match(n))))
 
 
 def format_table(checks: list[Check]) -> str:
@@ -75,8 +118,10 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
         started = time.monotonic()
         try:
             detail, ok = fn(), True
-        except (ClusterStackError, AssertionError) as exc:
+        except ClusterStackError as exc:
             detail, ok = str(exc).strip().splitlines()[-1][:200], False
+        except Exception as exc:  # a broken step still gets its table row
+            detail, ok = f"{type(exc).__name__}: {exc}"[:200], False
         checks.append(Check(name, ok, detail, time.monotonic() - started))
         return ok
 
@@ -88,7 +133,9 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
     ours = cached_names(repo)
 
     def fresh_root() -> str:
-        tarball = rootfs.create_tarball(prof, work / "root.tar", runner, include=["tasksel"])
+        # No tasksel: the installer's pkgsel installs it, from every source
+        # the target has by then (ours included).
+        tarball = rootfs.create_tarball(prof, work / "root.tar", runner)
         rootfs.unpack(tarball, root.path, runner)
         tarball.unlink()
         root.forbid_service_starts()
@@ -111,60 +158,75 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
             res = root.run(["apt-get", "update"])
             warnings = [ln for ln in (res.stdout + res.stderr_tail).splitlines()
                         if ln.startswith(("W:", "E:")) and "127.0.0.1" in ln]
-            assert not warnings, warnings[0]
+            require(not warnings, warnings[0] if warnings else "")
             lists = root.path / "var/lib/apt/lists"
-            assert any(lists.glob("127.0.0.1*_InRelease")), "apt kept no verified InRelease"
+            require(any(lists.glob("127.0.0.1*_InRelease")), "apt kept no verified InRelease")
             policy = root.run(["apt-cache", "policy", seed.key]).stdout
-            assert "127.0.0.1" in policy, f"{seed.key} is not offered by our repository"
+            require("127.0.0.1" in policy, f"{seed.key} is not offered by our repository")
             return f"signed-by {KEY_BASENAME}.gpg, InRelease verified"
 
-        def install_meta() -> str:
-            root.run(["apt-get", "install", "-y", seed.key], timeout=1800)
-            version = _installed_version(root, seed.key)
-            assert version, f"{seed.key} is not installed"
-            for entry in seed.depends:
-                alts = [a.strip() for a in entry.split("|")]
-                assert any(_installed_version(root, a) for a in alts), f"{entry} not installed"
-            return f"{seed.key} {version} with {len(seed.depends)} core dependencies"
-
-        def task_listed() -> str:
-            root.run(["apt-get", "install", "-y", TASKS_PACKAGE])
-            out = root.run(["tasksel", "--list-tasks"]).stdout
+        def installer_tasks() -> str:
+            # What d-i's pkgsel does in the target: install tasksel, then run
+            # it in the mode that reads only debian-tasks.desc.
+            root.run(["apt-get", "install", "-y", "tasksel"])
+            data = _installed_version(root, "tasksel-data") or "none"
+            out = root.run(["tasksel", "--list-tasks"],
+                           env={"DEBIAN_TASKS_ONLY": "1"}).stdout
             wanted = f"{NODE_SEED}\t{seed.description}"
             line = next((ln for ln in out.splitlines() if ln[2:] == wanted), None)
-            assert line, f"tasksel --list-tasks has no '{wanted}'"
-            return line.replace("\t", "  ")
+            require(line, f"DEBIAN_TASKS_ONLY=1 tasksel --list-tasks has no '{wanted}' "
+                    f"(tasksel-data {data})")
+            return f"{line.replace(chr(9), '  ')} (tasksel-data {data})"
 
-        def task_install() -> str:
-            root.run(["apt-get", "remove", "-y", seed.key])
-            assert not _installed_version(root, seed.key), f"{seed.key} still installed"
-            root.run(["tasksel", "install", NODE_SEED], timeout=1800)
+        def install_meta() -> str:
+            before = installed_sizes(root)
+            root.run(["apt-get", "install", "-y", seed.key], timeout=1800)
             version = _installed_version(root, seed.key)
-            assert version, f"tasksel did not install {seed.key}"
-            return f"tasksel install {NODE_SEED} -> {seed.key} {version}"
+            require(version, f"{seed.key} is not installed")
+            for entry in seed.depends:
+                alts = [a.strip() for a in entry.split("|")]
+                require(any(_installed_version(root, a) for a in alts), f"{entry} not installed")
+            weight = weigh(before, installed_sizes(root))
+            progress.say("verify", "weight", str(weight))
+            require(not weight.cloud_sdks, f"{weight}; cloud SDKs on a default node: "
+                    f"{', '.join(weight.cloud_sdks)}")
+            require(weight.mib <= NODE_LIMIT_MIB, f"{weight}: above the limit of "
+                    f"{NODE_LIMIT_MIB} MiB")
+            return f"{seed.key} {version}: {weight} (limit {NODE_LIMIT_MIB} MiB), no cloud SDK"
+
+        def installer_task_install() -> str:
+            root.run(["apt-get", "remove", "-y", seed.key])
+            require(not _installed_version(root, seed.key), f"{seed.key} still installed")
+            root.run(["tasksel", "install", NODE_SEED], env={"DEBIAN_TASKS_ONLY": "1"},
+                     timeout=1800)
+            version = _installed_version(root, seed.key)
+            require(version, f"tasksel did not install {seed.key}")
+            return f"DEBIAN_TASKS_ONLY=1 tasksel install {NODE_SEED} -> {seed.key} {version}"
 
         def upstart_jobs() -> str:
             root.run(["apt-get", "install", "-y", UPSTART_PACKAGE])
             jobs = sorted((root.path / "etc/init").glob("*.conf"))
-            assert jobs, f"{UPSTART_PACKAGE} installed no /etc/init/*.conf"
+            require(jobs, f"{UPSTART_PACKAGE} installed no /etc/init/*.conf")
             errors = [str(f) for job in jobs for f in lint_file(job, runner=runner)
                       if f.severity == ERROR]
-            assert not errors, errors[0]
+            require(not errors, errors[0] if errors else "")
             # Each installed daemon's job must exec a file that is really there.
             for name in ("corosync", "pacemaker"):
                 path = root.path / f"etc/init/{name}.conf"
                 job = parse(path.read_text(encoding="utf-8"), str(path))
                 for _, program in main_exec_paths(job):
-                    assert (root.path / program.lstrip("/")).exists(), \
-                        f"{name}.conf execs {program}, not installed"
+                    require((root.path / program.lstrip("/")).exists(),
+                            f"{name}.conf execs {program}, not installed")
             return f"{len(jobs)} jobs in /etc/init lint clean; exec paths present"
 
         try:
             if step("fresh root", fresh_root) and step("apt-get update (signature)", add_repo):
+                tasks_ok = step("installer's tasksel (DEBIAN_TASKS_ONLY)", installer_tasks)
                 if step(f"apt-get install {seed.key}", install_meta):
                     step(f"{UPSTART_PACKAGE} installed", upstart_jobs)
-                if step("tasksel --list-tasks", task_listed):
-                    step(f"tasksel install {NODE_SEED}", task_install)
+                    if tasks_ok:
+                        step(f"tasksel install {NODE_SEED} (installer mode)",
+                             installer_task_install)
         except CommandError as exc:  # pragma: no cover - step() catches these
             raise VerifyFailed(str(exc)) from exc
         finally:

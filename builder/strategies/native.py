@@ -61,7 +61,26 @@ class NativeStrategy(FromSource):
             parts["upstart"] = digest.of_tree(ctx.workspace.upstart_dir)
         for name in ctx.recipe.spec.get("seeds", []):
             parts[f"seed:{name}"] = digest.of_file(ctx.workspace.seeds_dir / f"{name}.seed")
+        # A pinned version names fixed bytes: the signed index's sha256 is
+        # checked when they are fetched, so the key needs no network.
+        for package, version in sorted(ctx.recipe.spec.get("unpack", {}).items()):
+            parts[f"unpack:{package}"] = version
         return parts
+
+    def _unpack(self, ctx: Context, tree: Path) -> None:
+        """The recipe's `unpack`: base-archive packages a native package builds on
+        (tasksel-data adds our tasks to Debian's own task list)."""
+        for package, version in ctx.recipe.spec.get("unpack", {}).items():
+            pkg = ctx.upstream.binary(package, version)
+            if pkg is None:
+                found = ", ".join(ctx.upstream.binary_versions(package)) or "none"
+                raise ctx.recipe.error(
+                    f"{package} {version} is in none of the configured archives "
+                    f"({ctx.upstream.suites_label()}; versions there: {found})",
+                    f"native.unpack.{package}")
+            deb = ctx.fetcher.fetch_verified(pkg.url, pkg.sha256, pkg.size)
+            (tree / "base").mkdir(exist_ok=True)
+            ctx.runner.run(["dpkg-deb", "-x", str(deb), str(tree / "base" / package)])
 
     def render(self, ctx: Context, work: Path) -> Path:
         """Render the source tree; return its directory."""
@@ -88,6 +107,7 @@ class NativeStrategy(FromSource):
                 shutil.copyfile(src, tree / target)
         for name in ctx.recipe.spec.get("generate", []):
             GENERATORS[name](ctx, tree)
+        self._unpack(ctx, tree)
         control = render.read_control(tree / "debian")
         if control.source != ctx.recipe.name:
             raise InputError(ctx.recipe.directory / "debian" / "control.j2",

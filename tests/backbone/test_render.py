@@ -57,12 +57,21 @@ def test_changelog_carries_profile_suffix(rendered: tuple[str, Path]) -> None:
     assert log.distributions == prof.suite
 
 
+def task_desc(work: Path) -> str:
+    """Our task stanzas: in tasksel-data where it is built (the installer reads
+    only debian-tasks.desc), else in cluster-tasks' own .desc."""
+    if (work / "tasksel-data").is_dir():
+        return (tree(work, "tasksel-data") / "cluster-tasks.desc").read_text()
+    return (tree(work, "cluster-tasks") / "cluster-stack.desc").read_text()
+
+
 def test_task_desc_matches_profile_style(rendered: tuple[str, Path]) -> None:
     name, work = rendered
     prof = profile.load(ROOT, name)
-    desc = (tree(work, "cluster-tasks") / "cluster-stack.desc").read_text()
-    stanzas = {p["Task"]: p for p in Deb822.iter_paragraphs(desc)}
+    stanzas = {p["Task"]: p for p in Deb822.iter_paragraphs(task_desc(work))}
     node = stanzas["cluster-node"]
+    # As Debian's server tasks (web-server) are ranked.
+    assert node["Section"] == "server" and node["Relevance"] == "3"
     assert node["Description"].splitlines()[0] == "Cluster node"
     assert node["Key"].split() == ["ubuntu-cluster"]
     assert stanzas["cluster-fs"]["Key"].split() == ["cluster-fs-stack"]
@@ -82,9 +91,29 @@ def test_openais_is_transitional(rendered: tuple[str, Path]) -> None:
 
 def test_rendered_tree_is_a_valid_source_package(rendered: tuple[str, Path]) -> None:
     _, work = rendered
-    src = tree(work, "cluster-tasks")
+    src = tree(work, "ubuntu-cluster")
     Runner().run(["dpkg-source", "-b", src.name], cwd=src.parent)
-    assert list(src.parent.glob("cluster-tasks_*.dsc"))
+    assert list(src.parent.glob("ubuntu-cluster_*.dsc"))
+
+
+def test_trixie_tasksel_data_is_debians_plus_our_stanzas(tmp_path: Path) -> None:
+    """On trixie the tasks go where d-i's tasksel looks: Debian's tasksel-data
+    (unpacked from the pinned, verified .deb) with our stanzas appended."""
+    out = tmp_path / "out"
+    assert main(["--stack", str(ROOT), "--out", str(out), "render", "--profile", "trixie"]) == 0
+    work = out / "trixie/work"
+    assert not (work / "cluster-tasks").exists()
+    src = tree(work, "tasksel-data")
+    assert src.name == "tasksel-data-3.81+cluster13"
+    debians = (src / "base/tasksel-data/usr/share/tasksel/descs/debian-tasks.desc").read_text()
+    assert "Task: web-server" in debians and "cluster-node" not in debians
+    assert "Task: cluster-node" in (src / "cluster-tasks.desc").read_text()
+    binary = control(work, "tasksel-data")[1]
+    assert binary["Package"] == "tasksel-data"
+    assert relation_names(binary["Depends"])[0] == ["tasksel"]
+    assert "(= 3.81)" in binary["Depends"]
+    Runner().run(["dpkg-source", "-b", src.name], cwd=src.parent)
+    assert list(src.parent.glob("tasksel-data_3.81+cluster13.dsc"))
 
 
 def test_template_error_names_file_and_line(tmp_path: Path,

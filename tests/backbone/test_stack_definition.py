@@ -13,7 +13,7 @@ STACK = ["pacemaker", "corosync", "cluster-glue", "resource-agents", "fence-agen
          "drbd-utils", "keepalived", "heartbeat", "libqb", "kronosnet", "crmsh", "pcs", "sbd",
          "dlm", "gfs2-utils", "ocfs2-tools", "lvm2-lockd", "ipvsadm", "ifenslave",
          "corosync-qdevice"]
-NATIVE = ["ubuntu-cluster", "cluster-fs-stack", "cluster-tasks", "openais"]
+NATIVE = ["ubuntu-cluster", "cluster-fs-stack", "cluster-tasks", "tasksel-data", "openais"]
 
 
 @pytest.fixture(scope="module")
