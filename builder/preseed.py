@@ -1,0 +1,81 @@
+"""The Debian installer preseed for a cluster node.
+
+One template (packaging/ubuntu-cluster/templates/cluster-node.preseed.j2)
+serves two readers: ubuntu-cluster ships it with placeholders as an example,
+and `clusterstack preseed` fills it in for one repository and one node.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import render
+from .errors import ClusterStackError
+from .profile import Profile
+
+TEMPLATE = Path("ubuntu-cluster/templates/cluster-node.preseed.j2")
+BOND_MODES = ("active-backup", "802.3ad", "balance-alb", "balance-tlb", "balance-xor",
+              "broadcast", "balance-rr")
+
+
+@dataclass(frozen=True)
+class Node:
+    hostname: str = "HOSTNAME"
+    domain: str = "DOMAIN"
+    # "*" locks the password: root logs in by the ssh key only.
+    root_password_crypted: str = "*"
+    ssh_key: str = "SSH-PUBLIC-KEY"
+
+
+@dataclass(frozen=True)
+class Mirror:
+    hostname: str = "deb.debian.org"
+    directory: str = "/debian"
+    proxy: str = ""
+
+
+@dataclass(frozen=True)
+class Repository:
+    url: str = "REPOSITORY-URL"
+    key_url: str = "REPOSITORY-URL/clusterstack-archive-keyring.gpg"
+
+
+@dataclass(frozen=True)
+class Bond:
+    address: str = "ADDRESS/PREFIX"
+    gateway: str = "GATEWAY"
+    mode: str = "active-backup"
+    slaves: str = ""                 # empty: the first two NICs the installed system has
+
+
+@dataclass(frozen=True)
+class Preseed:
+    node: Node = field(default_factory=Node)
+    mirror: Mirror = field(default_factory=Mirror)
+    repository: Repository = field(default_factory=Repository)
+    bond: Bond = field(default_factory=Bond)
+
+    def check(self) -> None:
+        """The values a preseed cannot work without, checked before it is written."""
+        if self.bond.mode not in BOND_MODES:
+            raise ClusterStackError(f"bond mode '{self.bond.mode}' is not one of "
+                                    f"{', '.join(BOND_MODES)}")
+        try:
+            ipaddress.ip_interface(self.bond.address)
+            ipaddress.ip_address(self.bond.gateway)
+        except ValueError as exc:
+            raise ClusterStackError(f"bond address or gateway: {exc}") from exc
+        if not self.repository.key_url:
+            raise ClusterStackError("the repository's key URL is missing: the installer "
+                                    "refuses an unsigned local repository")
+        if "'" in self.node.ssh_key or "\n" in self.node.ssh_key:
+            raise ClusterStackError("the ssh key must be one line without quotes")
+
+
+def render_preseed(packaging_dir: Path, profile: Profile, values: Preseed) -> str:
+    context: dict[str, object] = dict(asdict(values))
+    context["profile"] = profile.template_context() | {"description": profile.description,
+                                                       "components": list(profile.components)}
+    return render.render_file(packaging_dir / TEMPLATE, context)
