@@ -50,6 +50,12 @@ class Bond:
     slaves: str = ""                 # empty: the first two NICs the installed system has
 
 
+class PreseedError(ClusterStackError):
+    """A value the preseed cannot work with: bad input, like a bad recipe."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class Preseed:
     node: Node = field(default_factory=Node)
@@ -60,18 +66,18 @@ class Preseed:
     def check(self) -> None:
         """The values a preseed cannot work without, checked before it is written."""
         if self.bond.mode not in BOND_MODES:
-            raise ClusterStackError(f"bond mode '{self.bond.mode}' is not one of "
+            raise PreseedError(f"bond mode '{self.bond.mode}' is not one of "
                                     f"{', '.join(BOND_MODES)}")
         try:
             ipaddress.ip_interface(self.bond.address)
             ipaddress.ip_address(self.bond.gateway)
         except ValueError as exc:
-            raise ClusterStackError(f"bond address or gateway: {exc}") from exc
+            raise PreseedError(f"bond address or gateway: {exc}") from exc
         if not self.repository.key_url:
-            raise ClusterStackError("the repository's key URL is missing: the installer "
+            raise PreseedError("the repository's key URL is missing: the installer "
                                     "refuses an unsigned local repository")
         if "'" in self.node.ssh_key or "\n" in self.node.ssh_key:
-            raise ClusterStackError("the ssh key must be one line without quotes")
+            raise PreseedError("the ssh key must be one line without quotes")
 
 
 def render_preseed(packaging_dir: Path, profile: Profile, values: Preseed) -> str:
