@@ -9,9 +9,10 @@ import pytest
 from support.sourcestack import GOOD_PATCH, SourceStack
 
 from builder import digest, graph, state
-from builder.build import Builder, Outcome, estimate
+from builder.build import Builder, estimate
 from builder.command import Runner
 from builder.fetch import Fetcher
+from builder.outcome import Outcome
 from builder.progress import Progress
 from builder.stack import Stack
 from builder.workspace import Workspace
