@@ -36,6 +36,8 @@ class Profile:
     origin: str
     label: str
     path: Path
+    # Days a published Release stays valid (its Valid-Until); 0: forever.
+    valid_until_days: float = 7.0
 
     @property
     def arch(self) -> str:
@@ -94,4 +96,5 @@ def load(stack_dir: Path, name: str) -> Profile:
         origin=data.get("origin", "ClusterStack"),
         label=data.get("label", "ClusterStack"),
         path=path,
+        valid_until_days=float(data.get("valid_until_days", 7)),
     )
