@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import rootfs, seeds
+from . import rootfs, seeds, validity
 from .command import CommandError, Runner
 from .errors import ClusterStackError
 from .progress import Progress
@@ -220,6 +220,8 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
             return f"{len(jobs)} jobs in /etc/init lint clean; exec paths present"
 
         try:
+            step("expired Release refused (Valid-Until)",
+                 lambda: validity.expired_release_refused(repo, runner, suite=prof.suite))
             if step("fresh root", fresh_root) and step("apt-get update (signature)", add_repo):
                 tasks_ok = step("installer's tasksel (DEBIAN_TASKS_ONLY)", installer_tasks)
                 if step(f"apt-get install {seed.key}", install_meta):
