@@ -31,9 +31,12 @@ class Node:
 
 @dataclass(frozen=True)
 class Mirror:
-    hostname: str = "deb.debian.org"
+    hostname: str = "deb.debian.org"  # may carry a port: a local apt-cacher-ng as mirror
     directory: str = "/debian"
     proxy: str = ""
+    # empty: the installer's default (security.debian.org); else host[:port]
+    security_host: str = ""
+    security_path: str = "/debian-security"
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,23 @@ class PreseedError(ClusterStackError):
 
 
 @dataclass(frozen=True)
+class Install:
+    """How the installer itself runs; the defaults are those of a real node."""
+
+    interface: str = "auto"          # the NIC netcfg configures while installing
+    # None: netcfg asks when DHCP gives none; "" preseeds none (all addresses numeric)
+    nameservers: str | None = None
+    early_command: str = ""          # preseed/early_command, one shell line
+    late_commands: tuple[str, ...] = ()  # appended to preseed/late_command
+
+
+@dataclass(frozen=True)
 class Preseed:
     node: Node = field(default_factory=Node)
     mirror: Mirror = field(default_factory=Mirror)
     repository: Repository = field(default_factory=Repository)
     bond: Bond = field(default_factory=Bond)
+    install: Install = field(default_factory=Install)
 
     def check(self) -> None:
         """The values a preseed cannot work without, checked before it is written."""
@@ -76,6 +91,9 @@ class Preseed:
         if not self.repository.key_url:
             raise PreseedError("the repository's key URL is missing: the installer "
                                     "refuses an unsigned local repository")
+        for command in (self.install.early_command, *self.install.late_commands):
+            if "\n" in command:
+                raise PreseedError(f"installer command on more than one line: {command!r}")
         if "'" in self.node.ssh_key or "\n" in self.node.ssh_key:
             raise PreseedError("the ssh key must be one line without quotes")
 

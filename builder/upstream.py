@@ -16,7 +16,7 @@ import lzma
 import re
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from debian.debian_support import Version
 
 from .command import CommandError, Runner
 from .errors import VerificationError
-from .fetch import Fetcher
+from .fetch import Fetcher, MissingFileError
 from .profile import Archive, Profile
 
 
@@ -196,6 +196,16 @@ class UpstreamArchive:
                else f"{directory}/{name}")
         return decode(self.fetcher.fetch_verified(url, sha, size).read_bytes()).decode(
             "utf-8", "replace")
+
+    def index_text(self, rel: VerifiedRelease, base: str) -> str:
+        """One index, verified; the plain path when the mirror lacks its by-hash copy,
+        as apt falls back (this mirror has no by-hash for debian-installer/)."""
+        try:
+            return self._index(rel, base)
+        except MissingFileError:
+            if not rel.by_hash:
+                raise
+        return self._index(replace(rel, by_hash=False), base)
 
     def _memo(self, rel: VerifiedRelease, base: str, parse, cls):
         """Parsed index entries, memoised by the index checksum (indices are big)."""

@@ -7,6 +7,8 @@ process. The host's own network namespace is never touched.
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from ..command import Background, Result, Runner
@@ -18,6 +20,27 @@ BRIDGE = "br0"
 def nsenter_net(pid: int) -> list[str]:
     # nsenter --net rather than `ip netns exec`, which remounts /sys.
     return ["nsenter", f"--net=/proc/{pid}/ns/net", "--"]
+
+
+def wait_own_namespace(holder: Background, timeout: float = 10.0) -> None:
+    """Until `holder` has left our network namespace.
+
+    Right after the fork, unshare has not yet called unshare(2): a command entering
+    /proc/PID/ns/net then would run in the host's namespace (seen: `ip link set lo
+    up` landed there, and the switch's loopback stayed down).
+    """
+    mine = os.readlink("/proc/self/ns/net")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.readlink(f"/proc/{holder.pid}/ns/net") != mine:
+                return
+        except OSError:
+            pass
+        if not holder.running() or time.monotonic() > deadline:
+            raise RuntimeError(f"the switch's namespace holder (pid {holder.pid}) "
+                               "did not enter a network namespace of its own")
+        time.sleep(0.01)
 
 
 class Switch:
@@ -38,6 +61,7 @@ class Switch:
 
     def start(self) -> None:
         self.holder = Background(["unshare", "--net", "--", "sleep", "infinity"], self.log_path)
+        wait_own_namespace(self.holder)
         self.run(["ip", "link", "set", "lo", "up"])
         self.run(["ip", "link", "add", BRIDGE, "type", "bridge", "stp_state", "0",
                   "forward_delay", "0"])

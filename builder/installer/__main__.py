@@ -1,0 +1,62 @@
+"""python -m builder.installer: the installer verification on any published repository.
+
+`clusterstack verify --installer` is the product command; this entry point
+adds what only diagnosis needs: --repo (any published folder) and
+--no-mirror-check (boot the installer although the mirror's kernel udebs do
+not match, to see where it stops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ..cluster.harness import Interrupted
+from ..command import Runner
+from ..errors import ClusterStackError
+from ..fetch import Fetcher
+from ..profile import load
+from ..upstream import UpstreamArchive
+from ..workspace import Workspace
+from .harness import InstallerOptions, run_installer, table
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m builder.installer")
+    p.add_argument("--repo", type=Path, required=True, help="a published repository folder")
+    p.add_argument("--profile", default="trixie")
+    p.add_argument("--out", type=Path, default=Path("out/installer"))
+    p.add_argument("--no-mirror-check", action="store_true",
+                   help="boot even if the netboot kernel has no udebs on the mirror")
+    p.add_argument("--bond-probe", action="store_true",
+                   help="when the install stalls: bond ens4+ens5 in the installer and time "
+                   "the fail-over there")
+    p.add_argument("--stall-grace", type=float, default=60.0)
+    p.add_argument("--keep-disk", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    ws = Workspace.create(None, args.out, None)
+    prof = load(ws.stack_dir, args.profile)
+    upstream = UpstreamArchive(prof, Fetcher(ws.cache_dir / "downloads"), Runner(),
+                               ws.state_dir(prof.name))
+    options = InstallerOptions(repo=args.repo, output_dir=args.out,
+                               cache_dir=ws.cache_dir / "installer",
+                               check_mirror=not args.no_mirror_check,
+                               stall_grace=args.stall_grace, keep_disk=args.keep_disk,
+                               bond_probe=args.bond_probe)
+    try:
+        report = run_installer(options, prof, upstream, ws.packaging_dir)
+    except ClusterStackError as exc:
+        print(f"clusterstack: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, Interrupted):
+        print("clusterstack: interrupted (torn down)", file=sys.stderr)
+        return 130
+    sys.stdout.write(table(report))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

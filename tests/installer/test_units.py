@@ -1,0 +1,289 @@
+"""The pure parts of `verify --installer`: kernel ABI match, the stall watch on real
+debconf output, the initrd member, the preseed values, the qemu command line."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import pytest
+
+from builder import profile
+from builder.cluster.config import AddressPlan
+from builder.errors import ClusterStackError
+from builder.installer import checks, initrd, netboot, proxy, qemu
+from builder.installer.harness import preseed_values
+from builder.installer.watch import DebconfWatch
+from builder.preseed import render_preseed
+
+ROOT = Path(__file__).parents[2]
+DATA = Path(__file__).parent / "data"
+
+
+def bzimage(version: str) -> bytes:
+    """A minimal bzImage: the setup header's HdrS and kernel_version pointer."""
+    image = bytearray(0x400)
+    image[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", image, 0x20E, 0x300 - 0x200)
+    text = f"{version} (debian-kernel@lists.debian.org) #1 SMP".encode() + b"\0"
+    image[0x300:0x300 + len(text)] = text
+    return bytes(image)
+
+
+def test_kernel_abi_is_read_from_the_bzimage_header() -> None:
+    assert netboot.bzimage_release(bzimage("6.12.117+deb13-amd64")) == "6.12.117+deb13-amd64"
+
+
+def test_not_a_bzimage_is_one_clear_error() -> None:
+    with pytest.raises(netboot.InstallerInputError, match="linux: not a Linux bzImage"):
+        netboot.bzimage_release(b"\0" * 4096, "linux")
+
+
+UDEBS = """Package: kernel-image-6.12.107+deb13-amd64-di
+Version: 6.12.107-1
+
+Package: ext4-modules-6.12.107+deb13-amd64-di
+Version: 6.12.107-1
+
+Package: kernel-image-6.12.94+deb13-amd64-di
+Version: 6.12.94-1
+"""
+
+
+def test_the_mirrors_kernel_udebs_are_listed() -> None:
+    assert netboot.udeb_kernel_abis(UDEBS) == ["6.12.107+deb13-amd64", "6.12.94+deb13-amd64"]
+
+
+def test_a_matching_kernel_passes() -> None:
+    netboot.check_kernel_match("6.12.94+deb13-amd64", netboot.udeb_kernel_abis(UDEBS), "nb", "ix")
+
+
+def test_a_netboot_kernel_the_mirror_has_no_udebs_for_is_named() -> None:
+    # what this build host's mirror offers (2026-12-01): netboot 6.12.117, udebs 107 and 94
+    with pytest.raises(netboot.InstallerInputError) as err:
+        netboot.check_kernel_match("6.12.117+deb13-amd64", netboot.udeb_kernel_abis(UDEBS),
+                                   "debian-installer-13-netboot-amd64 20250803+deb13u8",
+                                   "dists/trixie/main/debian-installer/binary-amd64/Packages")
+    assert err.value.exit_code == 2
+    text = str(err.value)
+    assert "6.12.117+deb13-amd64" in text and "6.12.107+deb13-amd64, 6.12.94" in text
+    assert "debian-installer-13-netboot-amd64 20250803+deb13u8" in text
+
+
+def test_preseed_in_the_initrd_is_a_newc_member(tmp_path: Path) -> None:
+    base = tmp_path / "initrd.gz"
+    base.write_bytes(gzip.compress(initrd.newc_archive({"init": b"#!/bin/sh\n"})))
+    out = initrd.with_files(base, {"preseed.cfg": b"d-i foo string bar\n"}, tmp_path / "o.gz")
+    raw = out.read_bytes()
+    assert raw.startswith(base.read_bytes())
+    appended = gzip.decompress(raw[len(base.read_bytes()):])
+    assert appended.startswith(b"070701")
+    assert b"preseed.cfg\0" in appended and b"d-i foo string bar\n" in appended
+    assert appended.rstrip(b"\0").endswith(b"TRAILER!!!")
+    # each header is 110 bytes, name and data padded to 4
+    assert len(appended) % 4 == 0
+
+
+def test_initrd_member_paths_must_be_relative() -> None:
+    with pytest.raises(ValueError, match="relative path"):
+        initrd.newc_archive({"/etc/passwd": b""})
+
+
+def test_preseed_values_use_the_forwards_and_the_bond_nics() -> None:
+    values = preseed_values(profile.load(ROOT, "trixie"), AddressPlan())
+    values.check()
+    text = render_preseed(ROOT / "packaging", profile.load(ROOT, "trixie"), values)
+    lines = text.splitlines()
+    assert "d-i netcfg/choose_interface select ens3" in lines
+    assert "d-i mirror/http/hostname string 10.0.2.100:3142" in lines
+    assert "d-i apt-setup/security_host string 10.0.2.100:3142" in lines
+    assert "d-i apt-setup/local0/repository string http://10.0.2.101/ trixie main" in lines
+    assert ("d-i apt-setup/local0/key string "
+            "http://10.0.2.101/clusterstack-archive-keyring.gpg") in lines
+    assert "set -- ens4 ens5" in text and "192.0.2.10/24" in text
+    assert "d-i netcfg/get_nameservers string " in lines
+    assert "(tail -n +1 -f /var/log/syslog > /dev/ttyS1" in text and "3>&-" in text
+    assert "--autologin root" in text
+    # the late_command stays one debconf value: every continued line ends in a backslash
+    late = text[text.index("d-i preseed/late_command"):text.index("d-i finish-install")]
+    body = [ln for ln in late.strip().splitlines()]
+    assert all(ln.endswith("\\") for ln in body[:-1]) and not body[-1].endswith("\\")
+
+
+def test_an_installer_command_on_two_lines_is_refused() -> None:
+    from dataclasses import replace
+    values = preseed_values(profile.load(ROOT, "trixie"), AddressPlan())
+    bad = replace(values, install=replace(values.install, early_command="a\nb"))
+    with pytest.raises(ClusterStackError, match="more than one line"):
+        bad.check()
+
+
+def test_the_shipped_example_keeps_its_defaults() -> None:
+    from builder.preseed import Preseed
+    text = render_preseed(ROOT / "packaging", profile.load(ROOT, "trixie"), Preseed())
+    assert "d-i netcfg/choose_interface select auto" in text
+    assert "security_host" not in text and "early_command" not in text
+
+
+def test_guest_forwards_have_no_commas_and_the_user_net_is_restricted() -> None:
+    argv = qemu.nic_argv([qemu.Forward("10.0.2.100", 3142, 23142)],
+                         ("52:54:00:00:00:01", "52:54:00:00:00:02", "52:54:00:00:00:03"),
+                         ("tap-g1", "tap-g2"), harness_pid=4242)
+    user = argv[1]
+    assert user.startswith("user,id=inst,restrict=on,guestfwd=tcp:10.0.2.100:3142-cmd:")
+    assert "--net=/proc/4242/ns/net" in user and user.endswith("127.0.0.1 23142")
+    assert user.count(",") == 3  # user, id, restrict, the one guestfwd
+    assert "ifname=tap-g1" in " ".join(argv) and "addr=0x5" in " ".join(argv)
+
+
+def test_installer_command_line() -> None:
+    line = qemu.installer_cmdline()
+    assert "priority=critical" in line and "DEBIAN_FRONTEND=text" in line
+    assert line.split(" --- ")[1] == "console=ttyS0,115200n8"
+
+
+def test_apt_cacher_ng_download_volume_counts_incoming_lines_only() -> None:
+    log = ("1796164458|I|140632|127.0.0.1|debrep/dists/trixie/InRelease\n"
+           "1796164458|O|140636|127.0.0.1|debrep/dists/trixie/InRelease\n"
+           "1796164458|I|54506|127.0.0.1|debrep/dists/trixie/main/x/Packages.xz\n"
+           "1796164420|E|832|127.0.0.1| [HTTP error, code: 200]\n")
+    assert proxy.downloaded_bytes(log) == 140632 + 54506
+
+
+def test_apt_cacher_ng_gets_a_port_it_can_parse() -> None:
+    assert proxy.free_port() < 32768
+
+
+def test_bonding_status_and_failover_time() -> None:
+    text = ("Bonding Mode: fault-tolerance (active-backup)\nPrimary Slave: ens4\n"
+            "Currently Active Slave: ens5\nMII Status: up\n\n"
+            "Slave Interface: ens4\nMII Status: down\n\nSlave Interface: ens5\nMII Status: up\n")
+    assert checks.parse_bonding(text) == {"active": "ens5", "ens4": "down", "ens5": "up"}
+    ping = "\n".join(f"[{t:.6f}] 64 bytes from 192.0.2.10: icmp_seq={i} ttl=64 time=1 ms"
+                     for i, t in enumerate([100.00, 100.02, 100.04, 100.31, 100.33]))
+    assert checks.failover_seconds(ping, 100.05) == pytest.approx(0.26)
+    assert checks.failover_seconds(ping, 99.0) is None
+    assert checks.lost_replies(ping, 100.05) == 0
+    gap = ping.replace("icmp_seq=3 ", "icmp_seq=16 ").replace("icmp_seq=4 ", "icmp_seq=17 ")
+    assert checks.lost_replies(gap, 100.05) == 13
+
+
+def test_no_question_asked_is_no_stall() -> None:
+    watch = DebconfWatch(grace_s=30)
+    for line in ("debconf (developer): <-- INPUT critical netcfg/get_hostname",
+                 "debconf (developer): --> 30 question skipped",
+                 "debconf (developer): <-- GO",
+                 "debconf (developer): --> 0 ok"):
+        watch.feed(line, 0.0)
+    assert watch.stall(1000.0) is None
+
+
+def feed(watch: DebconfWatch, path: Path, now: float) -> None:
+    for line in path.read_text().splitlines():
+        watch.feed(line, now)
+
+
+def test_a_question_not_preseeded_is_named_from_the_real_installer_log() -> None:
+    # trixie's installer on 2026-12-01: qemu's restricted user network gives DHCP but no
+    # name server, and netcfg asked for one at critical priority (the preseed now says "")
+    watch = DebconfWatch(grace_s=30)
+    feed(watch, DATA / "netcfg-nameservers-stall.syslog", now=100.0)
+    assert watch.stall(110.0) is None  # within the grace: a question may still be answered
+    stall = watch.stall(131.0)
+    assert stall is not None and stall.questions == ["netcfg/get_nameservers"]
+    assert "netcfg/get_nameservers (not preseeded" in stall.describe(131.0)
+    assert watch.last_input == "netcfg/get_nameservers"
+
+
+def test_a_question_answered_in_time_is_no_stall() -> None:
+    watch = DebconfWatch(grace_s=30)
+    feed(watch, DATA / "netcfg-nameservers-stall.syslog", now=100.0)
+    watch.feed("Dec  1 22:51:15 debconf: --> GET netcfg/get_nameservers", 120.0)
+    assert watch.stall(1000.0) is None
+
+
+def test_no_published_repository_and_no_key_are_refused_before_anything_starts(
+        tmp_path: Path) -> None:
+    from builder.installer.harness import InstallerOptions, run_installer
+
+    class NoUpstream:  # the repository is checked before Debian's archive is read
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"upstream.{name} used")
+
+    prof = profile.load(ROOT, "trixie")
+    repo = tmp_path / "public" / "trixie"
+    options = InstallerOptions(repo=repo, output_dir=tmp_path / "out",
+                               cache_dir=tmp_path / "cache")
+    with pytest.raises(netboot.InstallerInputError, match="no published repository at"):
+        run_installer(options, prof, NoUpstream(), ROOT / "packaging")  # type: ignore[arg-type]
+    (repo / "dists" / "trixie").mkdir(parents=True)
+    (repo / "dists" / "trixie" / "InRelease").write_text("signed\n")
+    with pytest.raises(netboot.InstallerInputError,
+                       match=r"keyring\.gpg: the repository has no public key"):
+        run_installer(options, prof, NoUpstream(), ROOT / "packaging")  # type: ignore[arg-type]
+    assert not (tmp_path / "cache" / "runs").exists()  # nothing was started
+
+
+def test_an_install_counts_as_finished_only_after_finish_install_ran(tmp_path: Path) -> None:
+    syslog = tmp_path / "syslog"
+    syslog.write_text("debconf: Adding [ID] -> [finish-install/reboot_in_progress]\n")
+    with pytest.raises(ClusterStackError, match="stopped before finish-install"):
+        checks.require_finished(tmp_path / "console", syslog)
+    syslog.write_text("main-menu[1702]: INFO: Menu item 'finish-install' selected\n")
+    checks.require_finished(tmp_path / "console", syslog)
+
+
+def test_serial_shell_runs_commands_between_markers(tmp_path: Path) -> None:
+    """Against a stand-in for the autologin console: a tty that echoes what it gets,
+    runs each line with sh and answers with CRLF line ends and a prompt."""
+    import contextlib
+    import socket
+    import subprocess
+    import threading
+
+    from builder.installer.shell import SerialShell
+
+    path = tmp_path / "console.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    prompt = b"root@node1:~# "
+
+    def console() -> None:
+        with contextlib.suppress(OSError):  # the test closed its end
+            serve_console()
+
+    def serve_console() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"[  OK  ] Started serial-getty@ttyS0.service\r\n\r\n"
+                         b"node1 login: root (automatic login)\r\n\r\n" + prompt)
+            buf = b""
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    conn.sendall(line + b"\r\n")  # the tty's echo
+                    if line.strip():
+                        out = subprocess.run(["sh", "-c", line.decode()], capture_output=True,
+                                             check=False).stdout
+                        conn.sendall(out.replace(b"\n", b"\r\n"))
+                    conn.sendall(prompt)
+
+    thread = threading.Thread(target=console, daemon=True)
+    thread.start()
+    shell = SerialShell(path, tmp_path / "transcript.log")
+    try:
+        assert shell.wait_prompt(timeout=20) < 20
+        assert shell.run("printf 'a\\nb\\n'; false") == (1, "a\nb\n")
+        rc, text = shell.run("echo '__E9__ 0'; echo done")
+        assert rc == 0 and text == "__E9__ 0\ndone\n"
+    finally:
+        shell.close()
+        server.close()
+        thread.join(timeout=5)
+    assert "automatic login" in (tmp_path / "transcript.log").read_text()
