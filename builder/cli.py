@@ -49,13 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--component", action="append", help="only this component (repeatable)")
     sp.add_argument("--import", dest="imported", action="append", metavar="COMPONENT",
                     help="take this component's binaries from the base archive instead of "
-                    "building it, for this run (repeatable)")
+                    "building it, for this run (repeatable; default: the components "
+                    f"${pipeline.IMPORT_VARIABLE} names, the CI pipeline's variable)")
     sp.add_argument("--strategy", action="append", choices=["import", "native", "rebuild",
                                                              "package"],
                     help="only components of this strategy (repeatable)")
     sp.add_argument("--from-artifacts", type=Path, metavar="DIR",
-                    help="an output folder of earlier jobs: their built components are "
-                    "taken from it (CI passes them between jobs)")
+                    help="another output folder: its built components are taken from it "
+                    "(e.g. one a CI job's artifacts were unpacked into)")
     sp.add_argument("-j", "--jobs", type=int, default=2, help="builds at the same time")
     sp.add_argument("--parallel", type=int, default=os.cpu_count() or 1, metavar="N",
                     help="make jobs inside each build (DEB_BUILD_OPTIONS parallel=N; "
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--vm", action="store_true", help="with --cluster: qemu kernel tier")
     sp.add_argument("--no-gfs2", action="store_true",
                     help="with --vm: leave out DLM + GFS2 on both guests")
+    sp.add_argument("--installer", action="store_true",
+                    help="install a node with trixie's debian-installer and our preseed "
+                    "(qemu), then check it")
     sp.add_argument("--nodes", type=int, default=3)
     sp.add_argument("--scenario", choices=["short", "full"], default="full",
                     help="with --cluster: short = VIP + one kill fail-over (CI); full = "
@@ -83,12 +87,32 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     sp.add_argument("--check", type=Path, metavar="FILE",
                     help="fail unless FILE is what would be generated now")
-    sp.add_argument("--dry-run", action="store_true",
-                    help="run every job's commands here, in graph order")
     sp.add_argument("--stats", action="store_true",
                     help="jobs, critical path and sum of measured build times")
-    sp.add_argument("--import", dest="imported", action="append", metavar="COMPONENT",
-                    help="pass --import COMPONENT to the build jobs")
+    sp.add_argument("--job", metavar="NAME",
+                    help="in CI job NAME: check what it starts from (the pipeline variable "
+                    f"${pipeline.IMPORT_VARIABLE}, the artifacts of the jobs given with "
+                    "--needs) and fail with one error naming what is missing")
+    sp.add_argument("--needs", action="append", default=[], metavar="JOB",
+                    help="with --job: a job whose artifacts it takes (repeatable)")
+    sp = with_profile("preseed", "write the Debian installer preseed of a cluster node")
+    sp.add_argument("--url", required=True, help="where nodes reach the published "
+                    "repository (e.g. http://mirror.example/clusterstack/trixie)")
+    sp.add_argument("--key-url", help="its signing key (default: URL/"
+                    "clusterstack-archive-keyring.gpg)")
+    sp.add_argument("--hostname", default="node1")
+    sp.add_argument("--domain", default="cluster.example")
+    sp.add_argument("--address", required=True, metavar="ADDR/PREFIX",
+                    help="bond0's address on the installed system")
+    sp.add_argument("--gateway", required=True)
+    sp.add_argument("--bond-mode", default="active-backup",
+                    help="active-backup (default; needs nothing from the switch) or 802.3ad")
+    sp.add_argument("--bond-slaves", default="", metavar="'NIC1 NIC2'",
+                    help="default: the first two NICs the installed system has")
+    sp.add_argument("--ssh-key", type=Path, metavar="FILE", help="root's authorized key")
+    sp.add_argument("--mirror", default="deb.debian.org", help="Debian mirror host")
+    sp.add_argument("--proxy", default="", help="HTTP proxy for the mirror")
+    sp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     sp = sub.add_parser("upstart", help="Upstart job tools")
     up = sp.add_subparsers(dest="upstart_command", required=True)
     lint = up.add_parser("lint", help="strictly check Upstart job files")
@@ -106,25 +130,20 @@ def _cmd_plan(args: argparse.Namespace, builder: Builder) -> int:
     return 0
 
 
-def _ci_dry_run(args: argparse.Namespace, ws: Workspace) -> int:
-    with exclusive(ws.out_dir):
-        stack = Stack.load(ws, args.profile, imported=args.imported)
-        builder = Builder(stack, Runner(), Fetcher(ws.cache_dir / "downloads"), Progress())
-        # The jobs' own commands, with this run's output folder and interpreter.
-        pipe = pipeline.make(builder, args.imported, out=str(ws.out_dir),
-                             program=f"{sys.executable} -m builder.cli --stack {ws.stack_dir}")
-    # Not under the lock: each job takes it, as its own clusterstack run.
-    results = pipeline.dry_run(pipe, Runner(log_path=ws.out_dir / "ci-dry-run.log"),
-                               ws.stack_dir)
-    failed = [r.name for r in results if not r.ok]
-    total = sum(r.seconds for r in results)
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed "
-          f"({len(results)} jobs, {total:.0f} s)")
-    return 1 if failed else 0
+def _ci_job(args: argparse.Namespace, ws: Workspace) -> int:
+    # Not the whole pipeline: that needs the build graph, which renders every
+    # component whose state is not here; the check needs only the recipes.
+    stack = Stack.load(ws, args.profile)
+    found = pipeline.check_job(ws, stack.profile.name, stack.profile.suite, stack.recipes,
+                               args.job, args.needs, dict(os.environ))
+    imported = pipeline.imports_from_env()
+    print(f"job {args.job}: " + ("; ".join(found) if found else "takes no artifacts")
+          + (f"; {pipeline.IMPORT_VARIABLE}: {' '.join(imported)}" if imported else ""))
+    return 0
 
 
 def _cmd_ci(args: argparse.Namespace, builder: Builder, ws: Workspace) -> int:
-    pipe = pipeline.make(builder, args.imported)
+    pipe = pipeline.make(builder)
     if args.stats:
         path_time, all_time, path = pipeline.critical_path(pipe, builder)
         print(f"jobs: {len(pipe.jobs)} ({sum(j.stage == 'build' for j in pipe.jobs)} build jobs)\n"
@@ -144,6 +163,31 @@ def _cmd_ci(args: argparse.Namespace, builder: Builder, ws: Workspace) -> int:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
+def _cmd_preseed(args: argparse.Namespace, stack: Stack) -> int:
+    from .preseed import Bond, Mirror, Node, Preseed, Repository, render_preseed
+    url = args.url.rstrip("/")
+    key = ""
+    if args.ssh_key:
+        try:
+            key = args.ssh_key.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ClusterStackError(f"{args.ssh_key}: cannot read: {exc.strerror}") from exc
+    values = Preseed(
+        node=Node(hostname=args.hostname, domain=args.domain, ssh_key=key),
+        mirror=Mirror(hostname=args.mirror, proxy=args.proxy),
+        repository=Repository(url=url, key_url=args.key_url
+                              or f"{url}/clusterstack-archive-keyring.gpg"),
+        bond=Bond(address=args.address, gateway=args.gateway, mode=args.bond_mode,
+                  slaves=args.bond_slaves))
+    values.check()
+    text = render_preseed(stack.workspace.packaging_dir, stack.profile, values)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
     else:
         print(text, end="")
     return 0
@@ -184,6 +228,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _load_stack(args: argparse.Namespace, ws: Workspace) -> Stack:
+    only = getattr(args, "component", None)
+    strategies = getattr(args, "strategy", None)
+    imported: list[str] | None = None
+    if args.command in ("build", "key", "plan"):
+        imported = getattr(args, "imported", None)
+        if not imported and pipeline.imports_from_env():
+            imported = pipeline.imports_from_env()
+            pipeline.check_imports(imported, {r.name for r in Stack.load(ws, args.profile).recipes},
+                                   os.environ.get("CI_JOB_NAME") or os.environ.get("GITHUB_JOB"))
+    if imported and strategies:
+        # `--strategy` picks by the strategy a recipe is written with: the CI
+        # job of the cheap components builds the same ones whatever a run imports.
+        chosen = Stack.load(ws, args.profile, only, None, strategies).selected
+        if chosen:
+            only, strategies = sorted(chosen), None
+    return Stack.load(ws, args.profile, only, imported, strategies)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "upstart":
         from .upstart import cli as upstart_cli
@@ -192,11 +255,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     runner = Runner()
     progress = Progress()
     fetcher = Fetcher(ws.cache_dir / "downloads")
-    if args.command == "ci" and args.dry_run:
-        return _ci_dry_run(args, ws)
+    if args.command == "ci" and args.needs and not args.job:
+        raise ClusterStackError("ci --needs goes with --job NAME")
     with exclusive(ws.out_dir):
-        stack = Stack.load(ws, args.profile, getattr(args, "component", None),
-                           getattr(args, "imported", None), getattr(args, "strategy", None))
+        if args.command == "ci" and args.job:
+            return _ci_job(args, ws)
+        stack = _load_stack(args, ws)
         if args.command == "plan":
             return _cmd_plan(args, Builder(stack, runner, fetcher, progress))
         if args.command == "key":
@@ -237,7 +301,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"published {pub.packages} packages for {pub.suite} at {pub.path}\n"
                   f"signing key {pub.fingerprint}: {pub.key_file}")
             return 0
+        if args.command == "preseed":
+            return _cmd_preseed(args, stack)
         if args.command == "verify":
+            if args.installer:
+                from .installer import cli as installer_cli
+                return installer_cli.run(stack, fetcher, progress)
             if args.cluster:
                 from .cluster import cli as cluster_cli
                 return cluster_cli.run(args, stack, runner, progress)
