@@ -28,9 +28,8 @@ sys.path.insert(0, str(ROOT))
 from builder import profile as profiles  # noqa: E402
 from builder import rootfs  # noqa: E402
 from builder.command import Runner  # noqa: E402
-from builder.publish import KEY_BASENAME  # noqa: E402
 from builder.serve import serve  # noqa: E402
-from builder.verify import installed_sizes, weigh  # noqa: E402
+from builder.verify import add_repository, installed_sizes, weigh  # noqa: E402
 
 DEBIAN_STACK = ["pacemaker", "corosync", "crmsh", "resource-agents", "fence-agents"]
 
@@ -41,11 +40,7 @@ def measure(tarball: Path, work: Path, runner: Runner, packages: list[str],
     root.forbid_service_starts()
     with serve(repo or work) as url:
         if repo:
-            root.write(f"/etc/apt/keyrings/{KEY_BASENAME}.gpg",
-                       (repo / f"{KEY_BASENAME}.gpg").read_bytes())
-            root.write("/etc/apt/sources.list.d/clusterstack.sources",
-                       f"Types: deb\nURIs: {url}/\nSuites: {suite}\nComponents: main\n"
-                       f"Signed-By: /etc/apt/keyrings/{KEY_BASENAME}.gpg\n")
+            add_repository(root, repo, url, suite)
         root.run(["apt-get", "update"])
         before = installed_sizes(root)
         started = time.monotonic()

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import state
+from . import digest, state
 from .errors import ClusterStackError, VerificationError
 from .workspace import Workspace
 
@@ -55,7 +55,7 @@ def check_digests(src_arts: Path, st: state.ComponentState, state_path: Path) ->
             raise VerificationError(f"{state_path}: records no sha256 for {name}; refusing "
                                     "to take its artifacts")
         try:
-            actual = state.sha256_of(src_arts / name)
+            actual = digest.of_file(src_arts / name)
         except FileNotFoundError:
             continue   # a missing artifact is reported where it is needed
         if actual != expected:

@@ -12,7 +12,12 @@ def of_bytes(data: bytes) -> str:
 
 
 def of_file(path: Path) -> str:
-    return of_bytes(path.read_bytes())
+    """sha256 of a file, read in blocks (artifacts and downloads are large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def of_tree(root: Path) -> str:

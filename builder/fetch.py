@@ -6,7 +6,6 @@ build.  A missing file (404) is final at once and is named in the error.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -17,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import digest
 from .errors import ClusterStackError, VerificationError
 
 log = logging.getLogger("clusterstack.fetch")
@@ -31,14 +31,6 @@ class FetchError(ClusterStackError):
 
 class MissingFileError(FetchError):
     """The server says the file does not exist (the partly mirrored archive)."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -81,7 +73,7 @@ class Fetcher:
         tmp = Path(tmp_name)
         try:
             self._download(url, tmp)
-            actual = sha256_file(tmp)
+            actual = digest.of_file(tmp)
             if actual != sha256:
                 raise VerificationError(
                     f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}")

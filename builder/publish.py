@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import seeds, state
+from . import digest, seeds, state
 from .command import Runner
 from .errors import ClusterStackError, VerificationError
 from .progress import Progress
@@ -121,14 +121,14 @@ def _mismatch(src: Path, actual: str, expected: str, state_path: Path) -> Verifi
 
 def _copy_checked(src: Path, dest: Path, expected: str, state_path: Path) -> None:
     """Copy src to dest, hashing the very bytes written; refuse a mismatch."""
-    digest = hashlib.sha256()
+    written = hashlib.sha256()
     with open(src, "rb") as fin, open(dest, "wb") as fout:
         for block in iter(lambda: fin.read(1 << 20), b""):
-            digest.update(block)
+            written.update(block)
             fout.write(block)
-    if digest.hexdigest() != expected:
+    if written.hexdigest() != expected:
         dest.unlink()
-        raise _mismatch(src, digest.hexdigest(), expected, state_path)
+        raise _mismatch(src, written.hexdigest(), expected, state_path)
 
 
 def _assemble_pool(found: list[Component], staging: Path, previous: Path | None,
@@ -148,7 +148,7 @@ def _assemble_pool(found: list[Component], staging: Path, previous: Path | None,
             if target.exists():
                 continue
             if previous and prev_pool.get(rel) == expected and (previous / rel).is_file():
-                actual = state.sha256_of(c.arts / name)
+                actual = digest.of_file(c.arts / name)
                 if actual != expected:
                     raise _mismatch(c.arts / name, actual, expected, c.state_path)
                 os.link(previous / rel, target)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import digest
 from .errors import InputError
 
 
@@ -40,17 +40,9 @@ def path_for(state_dir: Path, component: str) -> Path:
     return state_dir / f"{component}.json"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def digests(directory: Path, names: Iterable[str]) -> dict[str, str]:
     """The sha256 of each named file in `directory`, for ComponentState.sha256."""
-    return {name: sha256_of(directory / name) for name in names}
+    return {name: digest.of_file(directory / name) for name in names}
 
 
 def _parse(text: str) -> ComponentState:

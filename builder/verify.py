@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +92,18 @@ def weigh(before: dict[str, int], after: dict[str, int]) -> Weight:
                   tuple(sorted(n for n in added if CLOUD_SDK.match(n))))
 
 
+def add_repository(root: rootfs.Root, repo: Path, url: str, suite: str,
+                   components: Sequence[str] = ("main",)) -> None:
+    """Our published repository as a node adds it: its key, a deb822 source
+    with Signed-By (the README's instructions)."""
+    root.write(f"/etc/apt/keyrings/{KEY_BASENAME}.gpg",
+               (repo / f"{KEY_BASENAME}.gpg").read_bytes())
+    root.write("/etc/apt/sources.list.d/clusterstack.sources",
+               f"Types: deb\nURIs: {url}/\nSuites: {suite}\n"
+               f"Components: {' '.join(components)}\n"
+               f"Signed-By: /etc/apt/keyrings/{KEY_BASENAME}.gpg\n")
+
+
 def format_table(checks: list[Check]) -> str:
     width = max(len(c.name) for c in checks)
     lines = [f"{'check':<{width}}  result  time    detail"]
@@ -149,12 +161,7 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
 
     with serve(repo) as url:
         def add_repo() -> str:
-            root.write(f"/etc/apt/keyrings/{KEY_BASENAME}.gpg",
-                       (repo / f"{KEY_BASENAME}.gpg").read_bytes())
-            root.write("/etc/apt/sources.list.d/clusterstack.sources",
-                       f"Types: deb\nURIs: {url}/\nSuites: {prof.suite}\n"
-                       f"Components: {' '.join(prof.components)}\n"
-                       f"Signed-By: /etc/apt/keyrings/{KEY_BASENAME}.gpg\n")
+            add_repository(root, repo, url, prof.suite, prof.components)
             res = root.run(["apt-get", "update"])
             warnings = [ln for ln in (res.stdout + res.stderr_tail).splitlines()
                         if ln.startswith(("W:", "E:")) and "127.0.0.1" in ln]

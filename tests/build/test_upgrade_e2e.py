@@ -12,8 +12,8 @@ import pytest
 from builder import profile, rootfs
 from builder.cli import main
 from builder.command import Runner
-from builder.publish import KEY_BASENAME
 from builder.serve import serve
+from builder.verify import add_repository
 
 ROOT = Path(__file__).parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
@@ -49,11 +49,7 @@ def test_changed_input_is_an_upgrade_on_a_node(tmp_path: Path,
     tarball.unlink()
     root.forbid_service_starts()
     with serve(repo) as url:
-        root.write(f"/etc/apt/keyrings/{KEY_BASENAME}.gpg",
-                   (repo / f"{KEY_BASENAME}.gpg").read_bytes())
-        root.write("/etc/apt/sources.list.d/clusterstack.sources",
-                   f"Types: deb\nURIs: {url}/\nSuites: trixie\nComponents: main\n"
-                   f"Signed-By: /etc/apt/keyrings/{KEY_BASENAME}.gpg\n")
+        add_repository(root, repo, url, "trixie")
         root.run(["apt-get", "update"])
         root.run(["apt-get", "install", "-y", COMPONENT])
         assert installed(root, COMPONENT) == BASE
