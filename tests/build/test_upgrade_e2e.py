@@ -54,17 +54,20 @@ def test_changed_input_is_an_upgrade_on_a_node(tmp_path: Path,
         root.run(["apt-get", "install", "-y", COMPONENT])
         assert installed(root, COMPONENT) == BASE
 
-        # The same inputs again: nothing is rebuilt, the version stays.
-        assert main([*argv, "build", "--profile", "trixie"]) == 0
-        # One changed input: a line added to the package's long description.
-        control = stack / f"packaging/{COMPONENT}/debian/control.j2"
-        control.write_text(control.read_text().rstrip("\n")
-                           + "\n .\n Rebuilt for the upgrade test.\n")
-        build_and_publish()
-        log = next((out / f"trixie/work/{COMPONENT}").glob("*/debian/changelog")).read_text()
-        assert log.startswith(f"{COMPONENT} ({BASE}.1) trixie;")
-        assert "Rebuilt by ClusterStack from changed inputs" in log
+    # The same inputs again: nothing is rebuilt, the version stays.
+    assert main([*argv, "build", "--profile", "trixie"]) == 0
+    # One changed input: a line added to the package's long description.
+    control = stack / f"packaging/{COMPONENT}/debian/control.j2"
+    control.write_text(control.read_text().rstrip("\n")
+                       + "\n .\n Rebuilt for the upgrade test.\n")
+    build_and_publish()
+    log = next((out / f"trixie/work/{COMPONENT}").glob("*/debian/changelog")).read_text()
+    assert log.startswith(f"{COMPONENT} ({BASE}.1) trixie;")
+    assert "Rebuilt by ClusterStack from changed inputs" in log
 
+    # Served anew: the server holds the release the symlink named when it started.
+    with serve(repo) as url:
+        add_repository(root, repo, url, "trixie")
         root.run(["apt-get", "update"])
         upgrade = root.run(["apt-get", "upgrade", "-y"]).stdout
         assert f"{COMPONENT}" in upgrade
