@@ -109,26 +109,32 @@ def _wait_bond(shell: SerialShell, timeout: float) -> dict[str, str]:
     return bond
 
 
+def cut_active_link(run: Run, monitor: qemu.Monitor, active: str, out: Path, *,
+                    before: float, after: float) -> tuple[float | None, int]:
+    """Ping the bond from the switch every 20 ms while the active slave's link
+    is cut: (seconds until replies resume, or None; replies lost)."""
+    ping_log = out / "failover-ping.log"
+    ping = Background([*run.network.prefix(), "ping", "-D", "-n", "-i", "0.02",
+                       f"{run.plan.prefix}.10"], ping_log)
+    try:
+        time.sleep(before)
+        cut = time.time()
+        monitor.set_link(qemu.BOND_NETDEVS[qemu.BOND_NICS.index(active)], up=False)
+        time.sleep(after)
+    finally:
+        ping.stop()
+    pings = ping_log.read_text(errors="replace")
+    return failover_seconds(pings, cut), lost_replies(pings, cut)
+
+
 def _failover(shell: SerialShell, run: Run, monitor: qemu.Monitor, report: InstallerReport,
               out: Path, active: str) -> bool:
     if active not in qemu.BOND_NICS:
         return _check(report, "bond fail-over", False, f"active slave {active!r}")
-    target = f"{run.plan.prefix}.10"
-    ping_log = out / "failover-ping.log"
-    ping = Background([*run.network.prefix(), "ping", "-D", "-n", "-i", "0.02", target],
-                      ping_log)
-    try:
-        time.sleep(3)
-        cut = time.time()
-        monitor.set_link(qemu.BOND_NETDEVS[qemu.BOND_NICS.index(active)], up=False)
-        time.sleep(8)
-    finally:
-        ping.stop()
+    seconds, report.bond_lost_pings = cut_active_link(run, monitor, active, out,
+                                                      before=3, after=8)
     _, text = shell.run("cat /proc/net/bonding/bond0")
     now_active = parse_bonding(text).get("active", "")
-    pings = ping_log.read_text(errors="replace")
-    seconds = failover_seconds(pings, cut)
-    report.bond_lost_pings = lost_replies(pings, cut)
     if seconds is not None:
         report.bond_failover_s = round(seconds, 3)
     return _check(report, "bond fail-over", seconds is not None and now_active not in ("", active),

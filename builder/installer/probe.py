@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..command import Background
 from ..errors import ClusterStackError
 from . import checks, qemu
 
@@ -71,21 +70,10 @@ def measure(run: Run, syslog: Path, report: InstallerReport, out: Path,
     active = active_slave(syslog.read_text(errors="replace"))
     if active not in qemu.BOND_NICS:
         raise ClusterStackError(f"bond probe: no active slave ({active!r})")
-    ping_log = out / "failover-ping.log"
-    ping = Background([*run.network.prefix(), "ping", "-D", "-n", "-i", "0.02",
-                       f"{run.plan.prefix}.10"], ping_log)
     monitor = qemu.Monitor(run.run_dir / "monitor.sock")
-    try:
-        time.sleep(5)
-        cut = time.time()
-        monitor.set_link(qemu.BOND_NETDEVS[qemu.BOND_NICS.index(active)], up=False)
-        time.sleep(10)
-    finally:
-        ping.stop()
+    seconds, report.bond_lost_pings = checks.cut_active_link(run, monitor, active, out,
+                                                             before=5, after=10)
     after = active_slave(syslog.read_text(errors="replace"))
-    pings = ping_log.read_text(errors="replace")
-    seconds = checks.failover_seconds(pings, cut)
-    report.bond_lost_pings = checks.lost_replies(pings, cut)
     ok = seconds is not None and after not in ("", active)
     report.checks["bond fail-over in the installer"] = (
         "ok" if ok else f"failed: active {active} -> {after or 'none'}, "
