@@ -19,7 +19,13 @@ from builder.cluster.options import FenceEvent
 from builder.cluster.rootfs import RootSpec
 from builder.cluster.vm import guest_agent
 from builder.cluster.vm.guest import Guest, GuestSpec, kernel_cmdline, mac_address, qemu_argv
-from builder.cluster.vm.harness import VmOptions, VmReport, table, write_report
+from builder.cluster.vm.harness import (
+    GFS2_RECOVERY_LIMIT,
+    VmOptions,
+    VmReport,
+    table,
+    write_report,
+)
 from builder.cluster.vm.image import (
     FENCE_AGENT_PATH,
     GUEST_INIT,
@@ -264,6 +270,14 @@ def test_vm_cluster_drbd_failover(tmp_path: Path) -> None:
     assert any(e.action == "off" and e.result == "ok" for e in report.fencing_events)
     assert report.steps.get("gfs2") == "ok"  # DLM + GFS2 mounted on both guests at once
     assert report.gfs2_mount_s is not None
+    # after the crash and the fencing, GFS2 on the survivor takes a write and reads it back
+    # within the bound, no lockspace in "wait fencing" (fails with Debian's dlm 4.3.0-3)
+    assert report.steps.get("gfs2 after crash") == "ok", table(report)
+    assert report.gfs2_recovery_s is not None
+    assert report.gfs2_recovery_s <= GFS2_RECOVERY_LIMIT
+    # the survivor's fencer registers its device again after a CIB with <nodes/> (fails
+    # with Debian's pacemaker 3.0.0-2: ClusterLabs/pacemaker#3852)
+    assert report.steps.get("fence device re-registration") == "ok", table(report)
     assert (tmp_path / "out" / "logs" / "node1.console.log").exists()
 
 
