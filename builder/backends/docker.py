@@ -11,9 +11,17 @@ only for values read from its configuration files, not for the command-line
 option, so the full program name is passed (a bare `null` makes sbuild try to
 exec a program called "null": "Error creating chroot session").
 
-The engine is the one at $DOCKER_HOST (default: the system socket).  Build
-containers use the engine's host network, so the engine can run with
-`--bridge=none --iptables=false` and add no bridge or firewall rule.
+The build itself has no network, as on Debian's buildds and in the unshare
+backend (where sbuild gives dpkg-buildpackage a namespace with only `lo`).
+sbuild's autopkgtest mode cannot take the network away from one command, so
+a build is two containers: the first, on the engine's host network, lets apt
+download (and so verify against the signed indexes) what the build root
+lacks into a local flat repository; the second runs sbuild with no network
+at all (`network_mode=none`) and apt's sources pointing only at that
+repository.  The engine can therefore run with `--bridge=none
+--iptables=false` and add no bridge or firewall rule.
+
+The engine is the one at $DOCKER_HOST (default: the system socket).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shlex
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +54,13 @@ IMAGE = "clusterstack-sbuild"
 TOOLS = ["sbuild", "autopkgtest", "fakeroot"]
 # sbuild's --autopkgtest-virt-server takes the program, not the short name.
 VIRT_SERVER = "autopkgtest-virt-null"
-# Where the container sees the source, the outputs and the extra packages.
-SRC, OUT, EXTRA = "/src", "/out", "/extra"
+# Where the container sees the source, the outputs, the extra packages and
+# the downloaded build dependencies.
+SRC, OUT, EXTRA, DEPS = "/src", "/out", "/extra", "/deps"
+# The offline build's only apt source: the flat repository of the first phase
+# (its files were checked by apt against the signed indexes when downloaded).
+OFFLINE_SOURCES = f"deb [trusted=yes] file:{DEPS} ./\n"
+HOST_NETWORK, NO_NETWORK = "host", "none"
 ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
 PING_TIMEOUT = 30
 # Longest wait for one answer of the engine: a build's output can stay silent for long.
@@ -68,15 +83,52 @@ def container_paths(req: BuildRequest) -> tuple[dict[str, dict[str, str]], list[
     return binds, extra
 
 
+def download_script(req: BuildRequest, extra: list[str]) -> str:
+    """The first phase: what the build root lacks, downloaded into DEPS with an index.
+
+    Our own extra packages are offered through a flat repository so that apt
+    resolves build dependencies on them; they reach the build through
+    sbuild's --extra-package, not through DEPS.
+    """
+    steps = ["set -e", f"mkdir -p {DEPS}/partial"]
+    if extra:
+        steps += ["mkdir -p /tmp/extra-repo",
+                  f"(cd / && dpkg-scanpackages -m {EXTRA.lstrip('/')} > /tmp/extra-repo/Packages)",
+                  "echo 'deb [trusted=yes] file:/ tmp/extra-repo/' "
+                  "> /etc/apt/sources.list.d/clusterstack-extra.list"]
+    apt = f"apt-get -q -y --download-only -o Dir::Cache::Archives={DEPS}"
+    steps += ["apt-get -q update",
+              # sbuild upgrades the build root first: offer it the same upgrades.
+              f"{apt} dist-upgrade",
+              f"{apt} build-dep {shlex.quote(SRC + '/' + req.dsc.name)}"]
+    if req.add_depends:
+        steps.append(f"{apt} satisfy " + " ".join(shlex.quote(d) for d in req.add_depends))
+    steps += [f"rm -rf {DEPS}/partial {DEPS}/lock",
+              f"(cd {DEPS} && dpkg-scanpackages -m . > Packages)"]
+    return "\n".join(steps) + "\n"
+
+
+def offline_binds(deps: Path, sources: Path) -> dict[str, dict[str, str]]:
+    """What the offline build container sees of the first phase, read-only.
+
+    Its sources.list is replaced by one naming only DEPS.  sources.list.d
+    stays writable (sbuild adds its own archive there); mmdebstrap leaves it
+    empty in the image.
+    """
+    return {str(deps): {"bind": DEPS, "mode": "ro"},
+            str(sources): {"bind": "/etc/apt/sources.list", "mode": "ro"}}
+
+
 def sbuild_argv(profile: Profile, req: BuildRequest, extra: list[str]) -> list[str]:
     return ["sbuild", "--chroot-mode=autopkgtest", f"--autopkgtest-virt-server={VIRT_SERVER}",
             *sbuild_options(profile, req, OUT, extra), f"{SRC}/{req.dsc.name}"]
 
 
 def docker_run_line(image: str, command: list[str], binds: dict[str, dict[str, str]],
-                    workdir: str | None = None, env: dict[str, str] | None = None) -> list[str]:
+                    workdir: str | None = None, env: dict[str, str] | None = None,
+                    network: str = HOST_NETWORK) -> list[str]:
     """The `docker run` equivalent of a container started through the API (for the log)."""
-    line = ["docker", "run", "--rm", "--network=host"]
+    line = ["docker", "run", "--rm", f"--network={network}"]
     if workdir:
         line.append(f"--workdir={workdir}")
     line += [f"--env={k}={v}" for k, v in (env or ENV).items()]
@@ -119,14 +171,15 @@ class DockerBackend:
 
     def _run(self, client, runner: Runner, image: str, command: list[str],
              binds: dict[str, dict[str, str]], workdir: str | None = None,
-             commit_as: str | None = None, env: dict[str, str] | None = None) -> None:
+             commit_as: str | None = None, env: dict[str, str] | None = None,
+             network: str = HOST_NETWORK) -> None:
         env = {**ENV, **(env or {})}
         container = client.containers.create(
-            image, command, network_mode="host", volumes=binds, working_dir=workdir,
+            image, command, network_mode=network, volumes=binds, working_dir=workdir,
             environment=env)
         try:
             container.start()
-            runner.external(docker_run_line(image, command, binds, workdir, env),
+            runner.external(docker_run_line(image, command, binds, workdir, env, network),
                             container.logs(stream=True, follow=True),
                             lambda: container.wait()["StatusCode"])
             if commit_as:
@@ -185,20 +238,32 @@ class DockerBackend:
                         log.warning("could not remove stale image %s: %s", t, exc)
 
     def build(self, request: BuildRequest) -> BuildResult:
-        if self.image is None:
-            self.prepare()
-        assert self.image is not None
+        image = self.image or self.prepare_image()
         request.out_dir.mkdir(parents=True, exist_ok=True)
         binds, extra = container_paths(request)
+        runner = request.runner or self.runner
         client = self.client()
-        try:
-            # sbuild writes its own temporary files into the current directory.
-            self._run(client, request.runner or self.runner, self.image,
-                      sbuild_argv(self.profile, request, extra), binds, workdir=OUT,
-                      env=build_env(request))
-        finally:
-            client.close()
+        # Next to out_dir, not in it: the result holds only what sbuild made.
+        with tempfile.TemporaryDirectory(prefix=".deps-", dir=request.out_dir.parent) as tmp:
+            deps = Path(tmp) / "repo"
+            sources = Path(tmp) / "sources.list"
+            sources.write_text(OFFLINE_SOURCES)
+            try:
+                self._run(client, runner, image, ["sh", "-c", download_script(request, extra)],
+                          {**binds, str(deps): {"bind": DEPS, "mode": "rw"}})
+                # sbuild writes its own temporary files into the current directory.
+                self._run(client, runner, image, sbuild_argv(self.profile, request, extra),
+                          {**binds, **offline_binds(deps, sources)}, workdir=OUT,
+                          env=build_env(request), network=NO_NETWORK)
+            finally:
+                client.close()
         return collect_result(request.out_dir, request.dsc)
+
+    def prepare_image(self) -> str:
+        self.prepare()
+        if self.image is None:
+            raise EngineUnavailable(f"the engine at $DOCKER_HOST made no image {IMAGE}")
+        return self.image
 
 
 def create(workspace: Workspace, profile: Profile, runner: Runner,
