@@ -39,6 +39,9 @@ class BuildFailed(ClusterStackError):
             if o.status == "failed":
                 lines.append(f"    log: {o.log}")
         super().__init__("\n".join(lines))
+        # A download that failed its checksum exits as every other refused
+        # input does (3), not as a failed compile.
+        self.exit_code = max((o.exit_code for o in bad), default=1) or 1
 
 
 @dataclass
@@ -219,6 +222,7 @@ class Builder:
                               f"({len(arts.debs)} debs, {duration:.1f}s{lint})")
         except ClusterStackError as exc:
             outcome.error = str(exc)
+            outcome.exit_code = exc.exit_code
             outcome.duration = time.monotonic() - started
             self.progress.say(e.name, "FAILED", f"at {outcome.stage}; log: {ctx.log_path}")
             if ctx.log_path:
