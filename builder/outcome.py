@@ -31,6 +31,7 @@ class Outcome:
     started: float = 0.0  # seconds since the run started
     log: Path | None = None
     error: str = ""
+    exit_code: int = 0    # of the error that failed it: 3 for a failed integrity check
     lintian: dict[str, int] = field(default_factory=dict)
 
     def __setattr__(self, name: str, value: object) -> None:

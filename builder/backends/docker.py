@@ -23,8 +23,10 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..backend import (
+    Backend,
     BackendOptions,
     BuildRequest,
     BuildResult,
@@ -91,12 +93,19 @@ def image_tag(profile: Profile, tarball: Path) -> str:
 
 
 @dataclass
-class DockerBackend:
+class DockerBackend(Backend):
+    name: ClassVar[str] = "docker"
     workspace: Workspace
     profile: Profile
     runner: Runner
-    name: str = "docker"
     image: str | None = None
+
+    @classmethod
+    def create(cls, workspace: Workspace, profile: Profile, runner: Runner,
+               options: BackendOptions) -> DockerBackend:
+        # options.scratch is not ours to apply: a container's files live wherever
+        # the engine keeps its data root.
+        return cls(workspace, profile, runner)
 
     def client(self):
         """A client of the engine at $DOCKER_HOST, once it has answered a ping."""
@@ -185,24 +194,21 @@ class DockerBackend:
                         log.warning("could not remove stale image %s: %s", t, exc)
 
     def build(self, request: BuildRequest) -> BuildResult:
-        if self.image is None:
-            self.prepare()
-        assert self.image is not None
+        image = self.image or self.prepare_image()
         request.out_dir.mkdir(parents=True, exist_ok=True)
         binds, extra = container_paths(request)
         client = self.client()
         try:
             # sbuild writes its own temporary files into the current directory.
-            self._run(client, request.runner or self.runner, self.image,
+            self._run(client, request.runner or self.runner, image,
                       sbuild_argv(self.profile, request, extra), binds, workdir=OUT,
                       env=build_env(request))
         finally:
             client.close()
         return collect_result(request.out_dir, request.dsc)
 
-
-def create(workspace: Workspace, profile: Profile, runner: Runner,
-           options: BackendOptions) -> DockerBackend:
-    # options.scratch is not ours to apply: a container's files live wherever
-    # the engine keeps its data root.
-    return DockerBackend(workspace, profile, runner)
+    def prepare_image(self) -> str:
+        self.prepare()
+        if self.image is None:
+            raise EngineUnavailable(f"the engine at $DOCKER_HOST made no image {IMAGE}")
+        return self.image

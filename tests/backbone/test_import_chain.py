@@ -71,7 +71,7 @@ def test_tampered_deb_is_refused(stack: StackUnderTest, fake_archive: FakeArchiv
                                  capsys: pytest.CaptureFixture[str]) -> None:
     deb = fake_archive.root / "pool/main/libdemo1_1.0-1_all.deb"
     deb.write_bytes(deb.read_bytes()[:-1] + b"X")   # same size, other content
-    assert run(stack, "build") == 1
+    assert run(stack, "build") == 3   # a refused input, as a tampered index or Release
     err = capsys.readouterr().err
     assert "checksum mismatch for" in err and "libdemo1_1.0-1_all.deb" in err
     assert "demo (failed at stage fetch)" in err
