@@ -41,9 +41,9 @@ from builder.backend import BuildRequest  # noqa: E402
 from builder.backends import scratch  # noqa: E402
 from builder.backends.chroot import tarball_path  # noqa: E402
 from builder.backends.unshare import run_sbuild  # noqa: E402
-from builder.build import built_debs  # noqa: E402
 from builder.cli import main as clusterstack  # noqa: E402
 from builder.command import Runner  # noqa: E402
+from builder.store import built_debs  # noqa: E402
 from builder.workspace import Workspace  # noqa: E402
 
 PATCH = ROOT / "patches/drbd-utils/0002-usage-count-no.patch"

@@ -1,27 +1,27 @@
 """The build-backend interface: turn a .dsc into .debs inside a container.
 
-Implementations live in builder/backends/: `unshare` (sbuild in an unshared
-user namespace) and `docker` (sbuild inside a container of the Docker
-Engine).  Both build from the same mmdebstrap tarball of the profile.
+Implementations live in builder/backends/, registered in BACKENDS: `unshare`
+(sbuild in an unshared user namespace) and `docker` (sbuild inside a
+container of the Docker Engine).  Both build from the same mmdebstrap
+tarball of the profile.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from .errors import ClusterStackError
+from .plugins import Plugin, Registry
 
 if TYPE_CHECKING:
     from .command import Runner
     from .profile import Profile
     from .workspace import Workspace
-
-BACKENDS = ("unshare", "docker")
 
 
 @dataclass(frozen=True)
@@ -48,22 +48,31 @@ class BuildResult:
     debs: list[Path] = field(default_factory=list)
 
 
-class Backend(Protocol):
-    name: str
+class Backend(Plugin, ABC):
+    @classmethod
+    @abstractmethod
+    def create(cls, workspace: Workspace, profile: Profile, runner: Runner,
+               options: BackendOptions) -> Backend:
+        """The backend for one run, with the run's host-side options applied."""
 
+    @abstractmethod
     def prepare(self) -> None:
         """Make the build root ready (create or refresh the chroot tarball)."""
-        ...
 
-    def build(self, request: BuildRequest) -> BuildResult: ...
+    @abstractmethod
+    def build(self, request: BuildRequest) -> BuildResult:
+        """Build request.dsc into request.out_dir."""
+
+
+BACKENDS: Registry[Backend] = Registry("build backend", Backend, f"{__package__}.backends", {
+    "unshare": "unshare:UnshareBackend",
+    "docker": "docker:DockerBackend",
+})
 
 
 def load(name: str, workspace: Workspace, profile: Profile, runner: Runner,
          options: BackendOptions | None = None) -> Backend:
-    if name not in BACKENDS:
-        raise ClusterStackError(f"unknown build backend '{name}' (known: {', '.join(BACKENDS)})")
-    module = importlib.import_module(f".backends.{name}", __package__)
-    return module.create(workspace, profile, runner, options or BackendOptions())
+    return BACKENDS.load(name).create(workspace, profile, runner, options or BackendOptions())
 
 
 def build_env(req: BuildRequest, inherited: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -7,20 +7,25 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, artifacts, digest, pipeline, report, signing
 from . import backend as backends
+from .analysis import Contexts, analyse, render_trees
 from .build import Builder, BuildFailed
 from .command import Runner
 from .errors import ClusterStackError
 from .fetch import Fetcher
 from .lock import exclusive
+from .outcome import Outcome, Status
 from .plan import as_json, format_plan, make_plan
 from .progress import Progress
 from .publish import publish
 from .stack import Stack
+from .strategy import STRATEGIES
+from .upstart import cli as upstart_cli
 from .verify import VerifyFailed, format_table, verify
 from .workspace import Workspace
 
@@ -45,14 +50,31 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = with_profile("plan", "show components, strategies, versions and what a build does")
     sp.add_argument("--json", action="store_true")
-    sp = with_profile("build", "bring every component's packages up to date")
+    _build_arguments(with_profile("build", "bring every component's packages up to date"))
+    with_profile("render", "render generated source trees (debian/) without building")
+    with_profile("publish", "publish the signed apt repository atomically")
+    _verify_arguments(with_profile(
+        "verify", "install from the published repository into a fresh root"))
+    sp = with_profile("key", "print the builder's input hash of components (CI cache keys)")
+    sp.add_argument("--component", action="append", required=True)
+    with_profile("report", "write report.json/html from the recorded state of every component")
+    _ci_arguments(with_profile(
+        "ci", "write a CI pipeline generated from the build graph, or run it"))
+    _preseed_arguments(with_profile(
+        "preseed", "write the Debian installer preseed of a cluster node"))
+    sp = sub.add_parser("upstart", help="Upstart job tools")
+    upstart_cli.configure_subcommands(sp.add_subparsers(dest="upstart_command", required=True))
+    return p
+
+
+def _build_arguments(sp: argparse.ArgumentParser) -> None:
+    """`clusterstack build`."""
     sp.add_argument("--component", action="append", help="only this component (repeatable)")
     sp.add_argument("--import", dest="imported", action="append", metavar="COMPONENT",
                     help="take this component's binaries from the base archive instead of "
                     "building it, for this run (repeatable; default: the components "
                     f"${pipeline.IMPORT_VARIABLE} names, the CI pipeline's variable)")
-    sp.add_argument("--strategy", action="append", choices=["import", "native", "rebuild",
-                                                             "package"],
+    sp.add_argument("--strategy", action="append", choices=list(STRATEGIES),
                     help="only components of this strategy (repeatable)")
     sp.add_argument("--from-artifacts", type=Path, metavar="DIR",
                     help="another output folder: its built components are taken from it "
@@ -61,13 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--parallel", type=int, default=os.cpu_count() or 1, metavar="N",
                     help="make jobs inside each build (DEB_BUILD_OPTIONS parallel=N; "
                     "default: the number of CPUs)")
-    sp.add_argument("--backend", choices=backends.BACKENDS, default="unshare")
+    sp.add_argument("--backend", choices=list(backends.BACKENDS), default="unshare")
     sp.add_argument("--scratch", default="auto", metavar="auto|none|DIR",
                     help="where the unshare backend unpacks build roots: auto = /dev/shm "
                     "when it is a tmpfs with room to spare; none = sbuild's /tmp")
-    with_profile("render", "render generated source trees (debian/) without building")
-    with_profile("publish", "publish the signed apt repository atomically")
-    sp = with_profile("verify", "install from the published repository into a fresh root")
+
+
+def _verify_arguments(sp: argparse.ArgumentParser) -> None:
+    """`clusterstack verify`."""
     sp.add_argument("--cluster", action="store_true", help="form a real multi-node cluster")
     sp.add_argument("--vm", action="store_true", help="with --cluster: qemu kernel tier")
     sp.add_argument("--no-gfs2", action="store_true",
@@ -79,10 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--scenario", choices=["short", "full"], default="full",
                     help="with --cluster: short = VIP + one kill fail-over (CI); full = "
                     "MariaDB kill and standby fail-over and VRRP")
-    sp = with_profile("key", "print the builder's input hash of components (CI cache keys)")
-    sp.add_argument("--component", action="append", required=True)
-    with_profile("report", "write report.json/html from the recorded state of every component")
-    sp = with_profile("ci", "write a CI pipeline generated from the build graph, or run it")
+
+
+def _ci_arguments(sp: argparse.ArgumentParser) -> None:
+    """`clusterstack ci`."""
     sp.add_argument("--format", choices=sorted(pipeline.FORMATS), default="gitlab")
     sp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     sp.add_argument("--check", type=Path, metavar="FILE",
@@ -95,7 +118,10 @@ def _parser() -> argparse.ArgumentParser:
                     "--needs) and fail with one error naming what is missing")
     sp.add_argument("--needs", action="append", default=[], metavar="JOB",
                     help="with --job: a job whose artifacts it takes (repeatable)")
-    sp = with_profile("preseed", "write the Debian installer preseed of a cluster node")
+
+
+def _preseed_arguments(sp: argparse.ArgumentParser) -> None:
+    """`clusterstack preseed`."""
     sp.add_argument("--url", required=True, help="where nodes reach the published "
                     "repository (e.g. http://mirror.example/clusterstack/trixie)")
     sp.add_argument("--key-url", help="its signing key (default: URL/"
@@ -113,20 +139,55 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--mirror", default="deb.debian.org", help="Debian mirror host")
     sp.add_argument("--proxy", default="", help="HTTP proxy for the mirror")
     sp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
-    sp = sub.add_parser("upstart", help="Upstart job tools")
-    up = sp.add_subparsers(dest="upstart_command", required=True)
-    lint = up.add_parser("lint", help="strictly check Upstart job files")
-    try:
-        from .upstart import cli as upstart_cli
-        upstart_cli.configure_parser(lint)
-    except ImportError:
-        pass
-    return p
 
 
-def _cmd_plan(args: argparse.Namespace, builder: Builder) -> int:
-    rows = make_plan(builder)
-    print(json.dumps(as_json(rows), indent=2) if args.json else format_plan(rows))
+@dataclass(frozen=True)
+class Session:
+    """What every command of one invocation works with."""
+
+    args: argparse.Namespace
+    workspace: Workspace
+    stack: Stack
+    runner: Runner
+    fetcher: Fetcher
+    progress: Progress
+
+    @property
+    def profile(self) -> str:
+        return self.stack.profile.name
+
+    def contexts(self, backend: backends.Backend | None = None, parallel: int = 1) -> Contexts:
+        return Contexts.create(self.stack, self.runner, self.fetcher, backend, parallel)
+
+    def log_runner(self, name: str) -> Runner:
+        """A runner logging into out/<profile>/logs/<name>.log."""
+        return self.runner.for_log(self.workspace.log_path(self.profile, name))
+
+
+def _cmd_plan(s: Session) -> int:
+    rows = make_plan(s.contexts(), s.progress)
+    print(json.dumps(as_json(rows), indent=2) if s.args.json else format_plan(rows))
+    return 0
+
+
+def _cmd_key(s: Session) -> int:
+    entries = analyse(s.contexts(), s.progress).entries
+    keys = [entries[c].key for c in s.args.component]
+    print(keys[0] if len(keys) == 1 else digest.of_mapping(
+        dict(zip(s.args.component, keys, strict=True))))
+    return 0
+
+
+def _cmd_report(s: Session) -> int:
+    path = report.from_state(s.workspace.profile_out(s.profile), s.profile,
+                             [r.name for r in s.stack.recipes])
+    print(path.with_suffix(".html"))
+    return 0
+
+
+def _cmd_render(s: Session) -> int:
+    for tree in render_trees(s.contexts(), s.progress):
+        print(tree)
     return 0
 
 
@@ -142,10 +203,11 @@ def _ci_job(args: argparse.Namespace, ws: Workspace) -> int:
     return 0
 
 
-def _cmd_ci(args: argparse.Namespace, builder: Builder, ws: Workspace) -> int:
-    pipe = pipeline.make(builder)
+def _cmd_ci(s: Session) -> int:
+    args = s.args
+    pipe = pipeline.make(s.stack, analyse(s.contexts(), s.progress))
     if args.stats:
-        path_time, all_time, path = pipeline.critical_path(pipe, builder)
+        path_time, all_time, path = pipeline.critical_path(pipe, s.workspace.state_dir(s.profile))
         print(f"jobs: {len(pipe.jobs)} ({sum(j.stage == 'build' for j in pipe.jobs)} build jobs)\n"
               f"critical path: {path_time:.0f} s ({' -> '.join(path)})\n"
               f"sum of build times: {all_time:.0f} s\n"
@@ -168,8 +230,9 @@ def _cmd_ci(args: argparse.Namespace, builder: Builder, ws: Workspace) -> int:
     return 0
 
 
-def _cmd_preseed(args: argparse.Namespace, stack: Stack) -> int:
+def _cmd_preseed(s: Session) -> int:
     from .preseed import Bond, Mirror, Node, Preseed, Repository, render_preseed
+    args = s.args
     url = args.url.rstrip("/")
     key = ""
     if args.ssh_key:
@@ -185,7 +248,7 @@ def _cmd_preseed(args: argparse.Namespace, stack: Stack) -> int:
         bond=Bond(address=args.address, gateway=args.gateway, mode=args.bond_mode,
                   slaves=args.bond_slaves))
     values.check()
-    text = render_preseed(stack.workspace.packaging_dir, stack.profile, values)
+    text = render_preseed(s.workspace.packaging_dir, s.stack.profile, values)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:
@@ -193,25 +256,67 @@ def _cmd_preseed(args: argparse.Namespace, stack: Stack) -> int:
     return 0
 
 
-def _cmd_build(args: argparse.Namespace, builder: Builder) -> int:
+def _cmd_build(s: Session) -> int:
+    args = s.args
+    if not s.stack.profile.reachable:
+        raise ClusterStackError(f"profile {s.profile}: its archive is not "
+                                "reachable from here; it is rendered and tested only")
+    if args.from_artifacts:
+        artifacts.bring(args.from_artifacts, s.workspace, s.profile)
+    backend = backends.load(args.backend, s.workspace, s.stack.profile,
+                            s.log_runner("_build-root"),
+                            backends.BackendOptions(scratch=args.scratch))
+    builder = Builder(s.stack, s.runner, s.fetcher, s.progress, backend, args.jobs,
+                      max(1, args.parallel))
     try:
         outcomes = builder.run()
     except BuildFailed as exc:
-        outcomes = exc.outcomes
-        _print_outcomes(outcomes)
+        _print_outcomes(exc.outcomes)
         raise
     _print_outcomes(outcomes)
     return 0
 
 
-def _print_outcomes(outcomes: list) -> None:
+def _print_outcomes(outcomes: list[Outcome]) -> None:
     for o in outcomes:
-        extra = f"  log: {o.log}" if o.status == "failed" else ""
+        extra = f"  log: {o.log}" if o.status == Status.FAILED else ""
         print(f"{o.component:<20} {o.status:<11} {o.version}{extra}")
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+
+
+def _cmd_publish(s: Session) -> int:
+    signer = signing.load(s.workspace.keyring_dir, s.log_runner("_publish"),
+                          require_env=bool(os.environ.get("CLUSTERSTACK_REQUIRE_SIGNING_KEY")))
+    pub = publish(s.stack, signer, s.log_runner("_publish"), s.progress)
+    print(f"published {pub.packages} packages for {pub.suite} at {pub.path}\n"
+          f"signing key {pub.fingerprint}: {pub.key_file}")
+    return 0
+
+
+def _cmd_verify(s: Session) -> int:
+    if s.args.installer:
+        from .installer import cli as installer_cli
+        return installer_cli.run(s.stack, s.fetcher, s.progress)
+    if s.args.cluster:
+        from .cluster import cli as cluster_cli
+        return cluster_cli.run(s.args, s.stack, s.runner, s.progress)
+    vrunner = s.log_runner("_verify")
+    checks = verify(s.stack, vrunner, s.progress, s.workspace.profile_out(s.profile) / "verify",
+                    apt_cache=s.workspace.cache_dir / "apt-archives")
+    print(format_table(checks))
+    if not all(c.ok for c in checks):
+        raise VerifyFailed(f"verification failed; log: {vrunner.log_path}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Session], int]] = {
+    "plan": _cmd_plan, "key": _cmd_key, "report": _cmd_report, "ci": _cmd_ci,
+    "render": _cmd_render, "build": _cmd_build, "publish": _cmd_publish,
+    "preseed": _cmd_preseed, "verify": _cmd_verify,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -249,75 +354,18 @@ def _load_stack(args: argparse.Namespace, ws: Workspace) -> Stack:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "upstart":
-        from .upstart import cli as upstart_cli
         return upstart_cli.run(args)
+    if args.command not in COMMANDS:
+        raise ClusterStackError(f"unknown command {args.command}")
     ws = Workspace.create(args.stack, args.out, args.cache)
-    runner = Runner()
-    progress = Progress()
-    fetcher = Fetcher(ws.cache_dir / "downloads")
     if args.command == "ci" and args.needs and not args.job:
         raise ClusterStackError("ci --needs goes with --job NAME")
     with exclusive(ws.out_dir):
         if args.command == "ci" and args.job:
             return _ci_job(args, ws)
-        stack = _load_stack(args, ws)
-        if args.command == "plan":
-            return _cmd_plan(args, Builder(stack, runner, fetcher, progress))
-        if args.command == "key":
-            entries = Builder(stack, runner, fetcher, progress).analyse()[0]
-            keys = [entries[c].key for c in args.component]
-            print(keys[0] if len(keys) == 1 else digest.of_mapping(
-                dict(zip(args.component, keys, strict=True))))
-            return 0
-        if args.command == "report":
-            path = report.from_state(ws.profile_out(stack.profile.name), stack.profile.name,
-                                     [r.name for r in stack.recipes])
-            print(path.with_suffix(".html"))
-            return 0
-        if args.command == "ci":
-            return _cmd_ci(args, Builder(stack, runner, fetcher, progress), ws)
-        if args.command == "render":
-            for tree in Builder(stack, runner, fetcher, progress).render_all():
-                print(tree)
-            return 0
-        if args.command == "build":
-            if not stack.profile.reachable:
-                raise ClusterStackError(f"profile {stack.profile.name}: its archive is not "
-                                        "reachable from here; it is rendered and tested only")
-            if args.from_artifacts:
-                artifacts.bring(args.from_artifacts, ws, stack.profile.name)
-            backend = backends.load(args.backend, ws, stack.profile,
-                                    runner.for_log(ws.log_path(stack.profile.name,
-                                                               "_build-root")),
-                                    backends.BackendOptions(scratch=args.scratch))
-            return _cmd_build(args, Builder(stack, runner, fetcher, progress, backend,
-                                            args.jobs, max(1, args.parallel)))
-        if args.command == "publish":
-            signer = signing.load(ws.keyring_dir, runner.for_log(
-                ws.log_path(stack.profile.name, "_publish")),
-                require_env=bool(os.environ.get("CLUSTERSTACK_REQUIRE_SIGNING_KEY")))
-            pub = publish(stack, signer, runner.for_log(ws.log_path(stack.profile.name,
-                                                                    "_publish")), progress)
-            print(f"published {pub.packages} packages for {pub.suite} at {pub.path}\n"
-                  f"signing key {pub.fingerprint}: {pub.key_file}")
-            return 0
-        if args.command == "preseed":
-            return _cmd_preseed(args, stack)
-        if args.command == "verify":
-            if args.installer:
-                from .installer import cli as installer_cli
-                return installer_cli.run(stack, fetcher, progress)
-            if args.cluster:
-                from .cluster import cli as cluster_cli
-                return cluster_cli.run(args, stack, runner, progress)
-            vrunner = runner.for_log(ws.log_path(stack.profile.name, "_verify"))
-            checks = verify(stack, vrunner, progress, ws.profile_out(stack.profile.name) /
-                            "verify", apt_cache=ws.cache_dir / "apt-archives")
-            print(format_table(checks))
-            if not all(c.ok for c in checks):
-                raise VerifyFailed(f"verification failed; log: {vrunner.log_path}")
-            return 0
-    raise ClusterStackError(f"unknown command {args.command}")
+        session = Session(args, ws, _load_stack(args, ws), Runner(),
+                          Fetcher(ws.cache_dir / "downloads"), Progress())
+        return COMMANDS[args.command](session)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ publish, verify, a short cluster verification and a report job.  Every job
 runs the same CLI a person runs, so a failed job is rerun by hand with the
 command it printed.
 
-The job model here is the one both renderers (builder/pipelines/) write out:
+The job model here is the one every format (builder/pipelines/, registered
+in FORMATS) writes out:
 what each job runs, which jobs' artifacts it takes and which of their files
 it reads, what it hands on and what it caches.  A job sees nothing but a
 fresh clone, its cache (when there is one) and the artifacts of the jobs it
@@ -17,21 +18,23 @@ same way as a GitHub job generated from it.
 
 from __future__ import annotations
 
-import importlib
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from . import graph, state
-from .build import Builder
+from .analysis import Analysis
 from .errors import ClusterStackError
+from .plugins import Plugin, Registry
 from .recipe import Recipe
+from .stack import Stack
+from .strategy import STRATEGIES
 from .workspace import Workspace
 
-FORMATS = {"gitlab": ".gitlab-ci.yml", "github": ".github/workflows/clusterstack.yml"}
 CHEAP = "cheap"
-HEAVY_STRATEGIES = ("rebuild", "package")
 PROGRAM = ".venv/bin/clusterstack"
 OUT = "out"
 # The pipeline variable (GitLab CI/CD variable, GitHub repository variable)
@@ -109,6 +112,22 @@ class Pipeline:
         return [self.job(n) for n in graph.order(deps)]
 
 
+class PipelineFormat(Plugin, ABC):
+    """A CI system's file format for the job model."""
+
+    path: ClassVar[str]     # where the project keeps the generated file
+
+    @abstractmethod
+    def render(self, pipeline: Pipeline) -> str: ...
+
+
+FORMATS: Registry[PipelineFormat] = Registry("CI format", PipelineFormat,
+                                             f"{__package__}.pipelines", {
+    "gitlab": "gitlab:GitLab",
+    "github": "github:GitHub",
+})
+
+
 def build_job_name(component: str) -> str:
     return f"build-{component}"
 
@@ -118,12 +137,16 @@ def job_components(recipes: Iterable[Recipe]) -> dict[str, list[str]]:
     (the strategies as written, whatever a run imports), so the job graph is
     the same for every run of the pipeline."""
     rs = list(recipes)
-    cheap = sorted(r.name for r in rs if r.strategy not in HEAVY_STRATEGIES)
-    jobs = {build_job_name(CHEAP): cheap}
-    for r in sorted(rs, key=lambda r: r.name):
-        if r.strategy in HEAVY_STRATEGIES:
-            jobs[build_job_name(r.name)] = [r.name]
+    own = {r.name for r in rs if STRATEGIES.load(r.strategy).own_ci_job}
+    jobs = {build_job_name(CHEAP): sorted(r.name for r in rs if r.name not in own)}
+    for name in sorted(own):
+        jobs[build_job_name(name)] = [name]
     return jobs
+
+
+def cheap_selection() -> str:
+    """How the cheap job picks its components: by the strategies without a job of their own."""
+    return " ".join(f"--strategy {n}" for n, s in STRATEGIES.items() if not s.own_ci_job)
 
 
 def component_paths(profile: str, names: Sequence[str]) -> list[str]:
@@ -139,23 +162,22 @@ def _check_command(cli: str, prof: str, name: str, needs: Sequence[Need]) -> str
     return f"{cli} ci --profile {prof} --job {name}{taken}"
 
 
-def make(builder: Builder, program: str = PROGRAM) -> Pipeline:
-    """The pipeline; `program` says how its jobs call the CLI.  `builder` must
-    see the stack as defined (no --import): the graph is the same for every
-    run, imports are a pipeline variable."""
-    entries, deps, _ = builder.analyse()
-    prof = builder.stack.profile.name
+def make(stack: Stack, analysis: Analysis, program: str = PROGRAM) -> Pipeline:
+    """The pipeline; `program` says how its jobs call the CLI.  `stack` and its
+    `analysis` must be the stack as defined (no --import): the graph is the
+    same for every run, imports are a pipeline variable."""
+    entries, deps = analysis.entries, analysis.deps
+    prof = stack.profile.name
     cli = f"{program} --out {OUT}"
-    owner = {c: job for job, comps in job_components(builder.stack.recipes).items()
-             for c in comps}
+    owner = {c: job for job, comps in job_components(stack.recipes).items() for c in comps}
     jobs: list[Job] = []
 
-    for name, comps in job_components(builder.stack.recipes).items():
+    for name, comps in job_components(stack.recipes).items():
         # A build needs what its components build against, transitively: a
         # job gets only the artifacts of the jobs it names.
         against = set().union(*(graph.closure(deps, c) for c in comps)) - set(comps)
         needs = [Need(j) for j in sorted({owner[d] for d in against if d in entries})]
-        select = ("--strategy import --strategy native" if name == build_job_name(CHEAP)
+        select = (cheap_selection() if name == build_job_name(CHEAP)
                   else f"--component {comps[0]}")
         # What earlier jobs built comes in as artifacts, into the output folder
         # itself; --from-artifacts checks it before the build uses it.  A job
@@ -193,10 +215,7 @@ def make(builder: Builder, program: str = PROGRAM) -> Pipeline:
 
 
 def render(pipeline: Pipeline, fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise ClusterStackError(f"unknown CI format '{fmt}' (known: {', '.join(FORMATS)})")
-    module = importlib.import_module(f".pipelines.{fmt}", __package__)
-    return module.render(pipeline)
+    return FORMATS.load(fmt)().render(pipeline)
 
 
 def imports_from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> list[str]:
@@ -271,13 +290,13 @@ def check_job(ws: Workspace, profile: str, suite: str, recipes: Sequence[Recipe]
     return found
 
 
-def critical_path(pipeline: Pipeline, builder: Builder) -> tuple[float, float, list[str]]:
+def critical_path(pipeline: Pipeline, state_dir: Path) -> tuple[float, float, list[str]]:
     """(critical path, sum of all, the path) over measured build times of the jobs."""
     times = {}
     for job in pipeline.jobs:
         if job.stage != "build":
             continue
-        times[job.name] = sum(getattr(state.read(builder.state_dir, c), "duration", 0.0)
+        times[job.name] = sum(getattr(state.read(state_dir, c), "duration", 0.0)
                               for c in job.components)
     best: dict[str, tuple[float, list[str]]] = {}
     for job in pipeline.order():

@@ -4,35 +4,36 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from . import strategies
-from .build import Builder
+from .analysis import Contexts, analyse
+from .progress import Progress
+from .strategy import Action, for_recipe
 
 
 @dataclass
 class PlanRow:
     component: str
     strategy: str
-    action: str        # fetch | build | up-to-date | unavailable
+    action: Action
     source: str
     version: str
     detail: str
     reason: str
 
 
-def make_plan(builder: Builder) -> list[PlanRow]:
-    stale = set(builder.analyse()[2]) if builder.stack.profile.reachable else set()
+def make_plan(contexts: Contexts, progress: Progress) -> list[PlanRow]:
+    reachable = contexts.stack.profile.reachable
+    stale = set(analyse(contexts, progress).stale) if reachable else set()
     rows = []
-    for recipe in builder.stack.recipes:
-        ctx = builder.context(recipe.name)
-        strategy = strategies.for_recipe(recipe)
-        if not builder.stack.profile.reachable and strategy.name == "import":
-            rows.append(PlanRow(recipe.name, strategy.name, "unavailable",
-                                recipe.spec.get("source", recipe.name), "",
+    for recipe in contexts.stack.recipes:
+        strategy = for_recipe(recipe)
+        if not reachable and strategy.imports_binaries:
+            rows.append(PlanRow(recipe.name, strategy.name, Action.UNAVAILABLE,
+                                recipe.source_name, "",
                                 "base archive not reachable: rendered and unit-tested only",
                                 recipe.reason))
             continue
-        intent = strategy.intent(ctx)
-        action = intent.action if recipe.name in stale else "up-to-date"
+        intent = strategy.intent(contexts.context(recipe.name))
+        action = intent.action if recipe.name in stale else Action.UP_TO_DATE
         rows.append(PlanRow(recipe.name, strategy.name, action, intent.source, intent.version,
                             intent.detail, recipe.reason))
     return rows

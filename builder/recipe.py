@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from . import datafile
+from . import datafile, specs
 from .errors import InputError
+from .specs import Spec
 
 RECIPE_FILE = "recipe.yaml"
 # Folders under packaging/ that hold shared data rather than a component.
@@ -21,7 +21,7 @@ class Recipe:
     description: str
     reason: str
     profiles: tuple[str, ...] | None
-    spec: dict[str, Any]       # the strategy's own section, e.g. data["import"]
+    spec: Spec                 # the strategy's own section, e.g. data["import"], typed
     directory: Path
     add_depends: tuple[str, ...] = ()
     forbid_linkage: tuple[str, ...] = ()
@@ -33,14 +33,24 @@ class Recipe:
 
     def error(self, message: str, key: str) -> InputError:
         """An error about this recipe, located at `key` (dotted) or its parent."""
-        line, probe = None, key
-        while probe and line is None:
-            line = self.lines.get(probe)
-            probe = probe.rpartition(".")[0]
-        return InputError(self.path, message, line=line, key=key)
+        return located_error(self.path, self.lines, message, key)
+
+    @property
+    def source_name(self) -> str:
+        """The Debian source package the component comes from."""
+        return self.spec.source_name(self.name)
 
     def applies_to(self, profile_name: str) -> bool:
         return self.profiles is None or profile_name in self.profiles
+
+
+def located_error(path: Path, lines: dict[str, int], message: str, key: str) -> InputError:
+    """An error about `path` at `key` (dotted), on the line of the key or its parent."""
+    line, probe = None, key
+    while probe and line is None:
+        line = lines.get(probe)
+        probe = probe.rpartition(".")[0]
+    return InputError(path, message, line=line, key=key)
 
 
 def load(directory: Path, profile: str | None = None) -> Recipe:
@@ -60,17 +70,24 @@ def load(directory: Path, profile: str | None = None) -> Recipe:
         raise InputError(path, f"name '{data['name']}' does not match its folder "
                          f"'{directory.name}'", key="name")
     profiles = data.get("profiles")
+    lines = data["__lines__"]
+    strategy = data["strategy"]
+    if strategy not in data:
+        raise located_error(path, lines, f"strategy {strategy} has no '{strategy}' section",
+                            "strategy")
+    spec = specs.parse(strategy, data[strategy],
+                       lambda message, key: located_error(path, lines, message, key))
     return Recipe(
         name=data["name"],
         strategy=data["strategy"],
         description=data["description"],
         reason=data.get("reason", ""),
         profiles=tuple(profiles) if profiles is not None else None,
-        spec=data[data["strategy"]],
+        spec=spec,
         directory=directory,
         add_depends=tuple(data.get("build", {}).get("add_depends", [])),
         forbid_linkage=tuple(data.get("build", {}).get("forbid_linkage", [])),
-        lines=data["__lines__"],
+        lines=lines,
     )
 
 

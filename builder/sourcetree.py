@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from abc import abstractmethod
 from pathlib import Path
+from typing import ClassVar, TypeVar
 
 from . import digest, linkage, lintian, patches, render
 from .backend import BuildRequest
 from .errors import ClusterStackError
-from .strategy import Artifacts, Context
+from .specs import SourceSpec
+from .strategy import Artifacts, Context, Strategy
+
+T = TypeVar("T", bound=SourceSpec)
 
 
 def build_tree(ctx: Context, tree: Path, dest: Path) -> Artifacts:
@@ -53,7 +58,9 @@ def tree_inputs(ctx: Context, fmt: str) -> dict[str, str]:
 def render_files(ctx: Context, tree: Path, values: dict[str, object]) -> None:
     """The recipe's `files`: extra templates rendered to paths in the tree."""
     section = ctx.recipe.strategy
-    for template, target in ctx.recipe.spec.get("files", {}).items():
+    spec = ctx.recipe.spec
+    files = spec.files if isinstance(spec, SourceSpec) else {}
+    for template, target in files.items():
         src = ctx.recipe.directory / template
         if not src.is_file():
             raise ctx.recipe.error(f"template '{template}' does not exist",
@@ -79,14 +86,18 @@ def finish(ctx: Context, tree: Path) -> Path:
     return tree
 
 
-class FromSource:
-    """Build and produce for strategies whose render() makes a source tree."""
+class FromSource(Strategy[T]):
+    """The base of strategies whose render() makes a source tree that is then built."""
+
+    builds_from_source: ClassVar[bool] = True
+    expected_seconds: ClassVar[float] = 60.0
 
     def version(self, ctx: Context) -> str:
-        raise NotImplementedError
+        """The Debian version of our package: the recipe's plus the profile's suffix."""
+        return self.spec(ctx).version + ctx.profile.version_suffix
 
-    def render(self, ctx: Context, work: Path) -> Path:
-        raise NotImplementedError
+    @abstractmethod
+    def render(self, ctx: Context, work: Path) -> Path: ...
 
     def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:
         arts = build_tree(ctx, tree, dest)

@@ -9,6 +9,7 @@ from . import recipe as recipes
 from .errors import ClusterStackError
 from .profile import Profile
 from .recipe import Recipe
+from .specs import ImportSpec
 from .workspace import Workspace
 
 
@@ -35,9 +36,8 @@ class Stack:
             if not match:
                 raise ClusterStackError(f"--import {name}: no such component")
             r = match[0]
-            source = r.spec.get("source", r.name)
             everything[everything.index(r)] = replace(
-                r, strategy="import", spec={"source": source},
+                r, strategy=ImportSpec.section, spec=ImportSpec(source=r.source_name),
                 reason=f"taken from the base archive for this run (--import {name})")
         if only:
             known = {r.name for r in everything}

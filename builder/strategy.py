@@ -1,15 +1,26 @@
 """The source-strategy interface: how a component becomes .debs in our pool.
 
-Implementations live in builder/strategies/, one module each.  A strategy
-names its inputs (the cache key), says what it would do (for `plan`), and
-produces artifacts into a directory it is given.
+Implementations live in builder/strategies/, one module each, registered in
+STRATEGIES.  A strategy names its inputs (the cache key), says what it would
+do (for `plan`), and produces artifacts into a directory it is given; one
+that builds from source also renders its source tree (`render`) and builds
+a rendered tree (`build`), which the builder calls apart so that it can read
+the tree's Build-Depends and version it in between.  What the orchestrator
+needs to know of a strategy is said by its capability attributes, never by
+its name.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+
+from .errors import ClusterStackError
+from .plugins import Plugin, Registry
+from .specs import Spec
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -40,11 +51,20 @@ class Context:
         return self.runner.log_path
 
 
+class Action(StrEnum):
+    """What a build does with a component (`plan`'s action column)."""
+
+    FETCH = "fetch"
+    BUILD = "build"
+    UP_TO_DATE = "up-to-date"
+    UNAVAILABLE = "unavailable"   # the base archive is not reachable
+
+
 @dataclass(frozen=True)
 class Intent:
     """What `plan` reports for a component."""
 
-    action: str            # "fetch" or "build"
+    action: Action         # FETCH or BUILD: what it does when it is stale
     source: str
     version: str
     detail: str
@@ -66,16 +86,66 @@ class Artifacts:
         return [*self.debs, *self.source_files]
 
 
-class Strategy(Protocol):
-    name: str
+S = TypeVar("S", bound=Spec)
+
+
+class Strategy(Plugin, ABC, Generic[S]):
+    """How one recipe's strategy turns it into artifacts."""
+
+    # The type of the recipe's section this strategy reads (see specs.py).
+    spec_type: ClassVar[type[Spec]]
     # A guess at one run's duration while the component has never run here;
     # the scheduler uses it to start long chains first.
-    expected_seconds: float
+    expected_seconds: ClassVar[float] = 30.0
+    # render() and build() make its artifacts, so its Build-Depends take part
+    # in the graph; otherwise produce() alone does.
+    builds_from_source: ClassVar[bool] = False
+    # It takes binaries unchanged from the base archive: without the archive
+    # (a profile rendered and unit-tested only) it has nothing to show.
+    imports_binaries: ClassVar[bool] = False
+    # Its source tree starts from a source package of the base archive, so
+    # without the archive there is nothing to render.
+    rebuilds_upstream: ClassVar[bool] = False
+    # A build long enough for its own CI job (the others share one).
+    own_ci_job: ClassVar[bool] = False
 
-    def intent(self, ctx: Context) -> Intent: ...
+    def spec(self, ctx: Context) -> S:
+        """The recipe's section, as this strategy's type."""
+        spec = ctx.recipe.spec
+        if not isinstance(spec, self.spec_type):
+            raise TypeError(f"{ctx.recipe.name}: strategy {self.name} given a "
+                            f"{type(spec).__name__}")
+        return cast(S, spec)
 
+    @abstractmethod
+    def intent(self, ctx: Context) -> Intent:
+        """What a build would do, for `plan`; fails on what would stop it."""
+
+    @abstractmethod
     def inputs(self, ctx: Context) -> dict[str, str]:
         """Name -> digest of everything the result depends on."""
-        ...
 
-    def produce(self, ctx: Context, dest: Path) -> Artifacts: ...
+    @abstractmethod
+    def produce(self, ctx: Context, dest: Path) -> Artifacts:
+        """Make the component's artifacts in `dest`, from nothing."""
+
+    def render(self, ctx: Context, work: Path) -> Path:
+        """Render the source tree under `work`; return its directory."""
+        raise ClusterStackError(f"{ctx.recipe.name}: strategy {self.name} has no source tree")
+
+    def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:
+        """Build a tree render() made into artifacts in `dest`."""
+        raise ClusterStackError(f"{ctx.recipe.name}: strategy {self.name} builds nothing")
+
+
+STRATEGIES: Registry[Strategy[Any]] = Registry("strategy", Strategy, f"{__package__}.strategies", {
+    "import": "import_debs:ImportStrategy",
+    "native": "native:NativeStrategy",
+    "package": "package:PackageStrategy",
+    "rebuild": "rebuild:RebuildStrategy",
+})
+
+
+def for_recipe(recipe: Recipe) -> Strategy[Any]:
+    """A fresh instance of the recipe's strategy."""
+    return STRATEGIES.load(recipe.strategy)()

@@ -116,10 +116,3 @@ class Configuration:
     fencing_levels: list[FencingLevel] = field(default_factory=list)
     # service name -> the id of the resource that carries it (group, primitive or clone)
     service_ids: dict[str, str] = field(default_factory=dict)
-
-    def all_primitives(self) -> list[Primitive]:
-        out: list[Primitive] = []
-        for r in self.resources:
-            child = r.child if isinstance(r, Clone) else r
-            out.extend(child.members if isinstance(child, Group) else [child])
-        return out

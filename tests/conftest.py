@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# The fixtures more than one test folder uses (support/fixtures.py), once.
+pytest_plugins = ["support.fixtures"]
+
 # Measured: a default run with warm caches peaks 7.8 GB above where it starts
 # (archives and build results under tmp_path, a cluster root unpacked after a
 # new publish); a first run also fills the caches with a few GB of roots.

@@ -33,8 +33,10 @@ import shlex
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..backend import (
+    Backend,
     BackendOptions,
     BuildRequest,
     BuildResult,
@@ -143,12 +145,19 @@ def image_tag(profile: Profile, tarball: Path) -> str:
 
 
 @dataclass
-class DockerBackend:
+class DockerBackend(Backend):
+    name: ClassVar[str] = "docker"
     workspace: Workspace
     profile: Profile
     runner: Runner
-    name: str = "docker"
     image: str | None = None
+
+    @classmethod
+    def create(cls, workspace: Workspace, profile: Profile, runner: Runner,
+               options: BackendOptions) -> DockerBackend:
+        # options.scratch is not ours to apply: a container's files live wherever
+        # the engine keeps its data root.
+        return cls(workspace, profile, runner)
 
     def client(self):
         """A client of the engine at $DOCKER_HOST, once it has answered a ping."""
@@ -264,10 +273,3 @@ class DockerBackend:
         if self.image is None:
             raise EngineUnavailable(f"the engine at $DOCKER_HOST made no image {IMAGE}")
         return self.image
-
-
-def create(workspace: Workspace, profile: Profile, runner: Runner,
-           options: BackendOptions) -> DockerBackend:
-    # options.scratch is not ours to apply: a container's files live wherever
-    # the engine keeps its data root.
-    return DockerBackend(workspace, profile, runner)

@@ -6,8 +6,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..backend import (
+    Backend,
     BackendOptions,
     BuildRequest,
     BuildResult,
@@ -16,6 +18,7 @@ from ..backend import (
     sbuild_options,
 )
 from ..command import Result, Runner
+from ..errors import ClusterStackError
 from ..profile import Profile
 from ..workspace import Workspace
 from . import chroot, scratch
@@ -40,29 +43,33 @@ def run_sbuild(profile: Profile, tarball: Path, scratch_dir: Path | None, req: B
 
 
 @dataclass
-class UnshareBackend:
+class UnshareBackend(Backend):
+    name: ClassVar[str] = "unshare"
     workspace: Workspace
     profile: Profile
     runner: Runner
-    name: str = "unshare"
     tarball: Path | None = None
     scratch: Path | None = None     # where build roots are unpacked; None: sbuild's /tmp
+
+    @classmethod
+    def create(cls, workspace: Workspace, profile: Profile, runner: Runner,
+               options: BackendOptions) -> UnshareBackend:
+        where = scratch.choose(options.scratch)
+        log.info("build roots unpacked under %s", where or "/tmp (sbuild's default)")
+        return cls(workspace, profile, runner, scratch=where)
 
     def prepare(self) -> None:
         self.tarball = chroot.ensure_tarball(self.workspace.cache_dir, self.profile, self.runner)
 
     def build(self, request: BuildRequest) -> BuildResult:
-        if self.tarball is None:
-            self.prepare()
-        assert self.tarball is not None
+        tarball = self.tarball or self._prepared()
         request.out_dir.mkdir(parents=True, exist_ok=True)
-        run_sbuild(self.profile, self.tarball, self.scratch, request,
-                   request.runner or self.runner)
+        run_sbuild(self.profile, tarball, self.scratch, request, request.runner or self.runner)
         return collect_result(request.out_dir, request.dsc)
 
-
-def create(workspace: Workspace, profile: Profile, runner: Runner,
-           options: BackendOptions) -> UnshareBackend:
-    where = scratch.choose(options.scratch)
-    log.info("build roots unpacked under %s", where or "/tmp (sbuild's default)")
-    return UnshareBackend(workspace, profile, runner, scratch=where)
+    def _prepared(self) -> Path:
+        self.prepare()
+        if self.tarball is None:
+            raise ClusterStackError(f"no build-root tarball for {self.profile.name} "
+                                    "after preparing it")
+        return self.tarball

@@ -7,24 +7,23 @@ from pathlib import Path
 
 from .. import digest, render, seeds
 from ..errors import InputError
-from ..generators import GENERATORS
+from ..generator import GENERATORS
 from ..sourcetree import FromSource, render_files
-from ..strategy import Context, Intent
+from ..specs import NativeSpec
+from ..strategy import Action, Context, Intent
 
 # Bump when the way native packages are rendered changes, so caches refresh.
 FORMAT = "2"
 
 
-class NativeStrategy(FromSource):
+class NativeStrategy(FromSource[NativeSpec]):
     name = "native"
+    spec_type = NativeSpec
     expected_seconds = 30.0
-
-    def version(self, ctx: Context) -> str:
-        return ctx.recipe.spec["version"] + ctx.profile.version_suffix
 
     def _seeds(self, ctx: Context) -> dict[str, seeds.Seed]:
         out = {}
-        for name in ctx.recipe.spec.get("seeds", []):
+        for name in self.spec(ctx).seeds:
             path = ctx.workspace.seeds_dir / f"{name}.seed"
             if not path.is_file():
                 raise ctx.recipe.error(f"seed '{name}' not found ({path})", "native.seeds")
@@ -35,7 +34,7 @@ class NativeStrategy(FromSource):
         return {
             "source": ctx.recipe.name,
             "version": self.version(ctx),
-            "upstream_version": ctx.recipe.spec["version"],
+            "upstream_version": self.spec(ctx).version,
             "maintainer": render.MAINTAINER,
             "profile": ctx.profile.template_context(),
             "recipe": {"name": ctx.recipe.name, "description": ctx.recipe.description},
@@ -44,7 +43,7 @@ class NativeStrategy(FromSource):
 
     def intent(self, ctx: Context) -> Intent:
         self._seeds(ctx)  # a missing seed is a planning error, not a build error
-        return Intent("build", ctx.recipe.name, self.version(ctx),
+        return Intent(Action.BUILD, ctx.recipe.name, self.version(ctx),
                       "generated from packaging/" + ctx.recipe.name)
 
     def inputs(self, ctx: Context) -> dict[str, str]:
@@ -53,24 +52,24 @@ class NativeStrategy(FromSource):
             "recipe": digest.of_tree(ctx.recipe.directory),
             "profile": digest.of_file(ctx.profile.path),
         }
-        for source in ctx.recipe.spec.get("copy", {}):
+        for source in self.spec(ctx).copy:
             path = ctx.workspace.stack_dir / source
             parts[f"copy:{source}"] = (digest.of_tree(path) if path.is_dir()
                                        else digest.of_file(path))
-        if "upstart-jobs" in ctx.recipe.spec.get("generate", []):
+        if "upstart-jobs" in self.spec(ctx).generate:
             parts["upstart"] = digest.of_tree(ctx.workspace.upstart_dir)
-        for name in ctx.recipe.spec.get("seeds", []):
+        for name in self.spec(ctx).seeds:
             parts[f"seed:{name}"] = digest.of_file(ctx.workspace.seeds_dir / f"{name}.seed")
         # A pinned version names fixed bytes: the signed index's sha256 is
         # checked when they are fetched, so the key needs no network.
-        for package, version in sorted(ctx.recipe.spec.get("unpack", {}).items()):
+        for package, version in sorted(self.spec(ctx).unpack.items()):
             parts[f"unpack:{package}"] = version
         return parts
 
     def _unpack(self, ctx: Context, tree: Path) -> None:
         """The recipe's `unpack`: base-archive packages a native package builds on
         (tasksel-data adds our tasks to Debian's own task list)."""
-        for package, version in ctx.recipe.spec.get("unpack", {}).items():
+        for package, version in self.spec(ctx).unpack.items():
             pkg = ctx.upstream.binary(package, version)
             if pkg is None:
                 found = ", ".join(ctx.upstream.binary_versions(package)) or "none"
@@ -95,7 +94,7 @@ class NativeStrategy(FromSource):
         values = self.context(ctx)
         render.render_tree(template_dir, tree / "debian", values)
         render_files(ctx, tree, values)
-        for source, target in ctx.recipe.spec.get("copy", {}).items():
+        for source, target in self.spec(ctx).copy.items():
             src = ctx.workspace.stack_dir / source
             if not src.exists():
                 raise ctx.recipe.error(f"'{source}' does not exist in {ctx.workspace.stack_dir}",
@@ -105,8 +104,8 @@ class NativeStrategy(FromSource):
                                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
                 shutil.copyfile(src, tree / target)
-        for name in ctx.recipe.spec.get("generate", []):
-            GENERATORS[name](ctx, tree)
+        for name in self.spec(ctx).generate:
+            GENERATORS.load(name)().generate(ctx, tree)
         self._unpack(ctx, tree)
         control = render.read_control(tree / "debian")
         if control.source != ctx.recipe.name:

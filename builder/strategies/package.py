@@ -14,53 +14,39 @@ from pathlib import Path
 
 from .. import patches, render
 from ..sourcetree import FromSource, finish, tree_inputs
-from ..strategy import Context, Intent
+from ..specs import PackageSpec
+from ..strategy import Action, Context, Intent
 
 FORMAT = "2"
-TARBALL_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst")
 
 
-class PackageStrategy(FromSource):
+class PackageStrategy(FromSource[PackageSpec]):
     name = "package"
+    spec_type = PackageSpec
     expected_seconds = 60.0
-
-    def version(self, ctx: Context) -> str:
-        return ctx.recipe.spec["version"] + ctx.profile.version_suffix
-
-    def upstream_version(self, ctx: Context) -> str:
-        return ctx.recipe.spec["version"].split(":", 1)[-1].rsplit("-", 1)[0]
-
-    def _suffix(self, ctx: Context) -> str:
-        url = ctx.recipe.spec["upstream"]["url"]
-        suffix = next((s for s in TARBALL_SUFFIXES if url.endswith(s)), None)
-        if suffix is None:
-            raise ctx.recipe.error(f"upstream url must end in one of {TARBALL_SUFFIXES}",
-                                   "package.upstream.url")
-        return suffix
+    own_ci_job = True
 
     def intent(self, ctx: Context) -> Intent:
-        self._suffix(ctx)
         if not (ctx.recipe.directory / "debian").is_dir():
             raise ctx.recipe.error("strategy package needs packaging/<component>/debian/",
                                    "strategy")
-        name = ctx.recipe.spec["upstream"]["url"].rsplit("/", 1)[-1]
-        return Intent("build", ctx.recipe.name, self.version(ctx),
-                      f"upstream {name} + our debian/")
+        return Intent(Action.BUILD, ctx.recipe.name, self.version(ctx),
+                      f"upstream {self.spec(ctx).upstream.file_name} + our debian/")
 
     def inputs(self, ctx: Context) -> dict[str, str]:
         return {
             **tree_inputs(ctx, FORMAT),
-            "tarball": ctx.recipe.spec["upstream"]["sha256"],
+            "tarball": self.spec(ctx).upstream.sha256,
         }
 
     def render(self, ctx: Context, work: Path) -> Path:
-        spec = ctx.recipe.spec
-        source, upstream = ctx.recipe.name, self.upstream_version(ctx)
+        spec = self.spec(ctx)
+        source, upstream = ctx.recipe.name, spec.upstream_version
         if work.exists():
             shutil.rmtree(work)
         work.mkdir(parents=True)
-        tarball = ctx.fetcher.fetch_verified(spec["upstream"]["url"], spec["upstream"]["sha256"])
-        orig = work / f"{source}_{upstream}.orig{self._suffix(ctx)}"
+        tarball = ctx.fetcher.fetch_verified(spec.upstream.url, spec.upstream.sha256)
+        orig = work / f"{source}_{upstream}.orig{spec.upstream.suffix}"
         try:
             os.link(tarball, orig)
         except OSError:   # the cache is on another file system
@@ -69,7 +55,7 @@ class PackageStrategy(FromSource):
         unpack.mkdir()
         ctx.runner.run(["tar", "-xf", orig, "-C", unpack])
         tops = list(unpack.iterdir())
-        top = unpack / spec["upstream"]["topdir"] if "topdir" in spec["upstream"] else \
+        top = unpack / spec.upstream.topdir if spec.upstream.topdir else \
             (tops[0] if len(tops) == 1 and tops[0].is_dir() else unpack)
         tree = work / f"{source}-{upstream}"
         top.rename(tree)

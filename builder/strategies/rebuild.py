@@ -15,28 +15,29 @@ from pathlib import Path
 from .. import patches, render
 from ..errors import VerificationError
 from ..sourcetree import FromSource, finish, render_files, tree_inputs
-from ..strategy import Context, Intent
+from ..specs import RebuildSpec
+from ..strategy import Action, Context, Intent
 from ..upstream import SourcePackage
 
 FORMAT = "1"
 
 
-class RebuildStrategy(FromSource):
+class RebuildStrategy(FromSource[RebuildSpec]):
     name = "rebuild"
+    spec_type = RebuildSpec
     expected_seconds = 60.0
-
-    def version(self, ctx: Context) -> str:
-        return ctx.recipe.spec["version"] + ctx.profile.version_suffix
+    rebuilds_upstream = True
+    own_ci_job = True
 
     def _source(self, ctx: Context) -> SourcePackage:
-        spec = ctx.recipe.spec
-        src = ctx.upstream.source_package(spec["source"], spec["version"])
+        spec = self.spec(ctx)
+        src = ctx.upstream.source_package(spec.source, spec.version)
         if src is None:
-            have = ", ".join(ctx.upstream.source_versions(spec["source"])) or "none"
-            raise ctx.recipe.error(f"source {spec['source']} {spec['version']} is not in "
+            have = ", ".join(ctx.upstream.source_versions(spec.source)) or "none"
+            raise ctx.recipe.error(f"source {spec.source} {spec.version} is not in "
                                    f"{ctx.upstream.suites_label()} (versions there: {have})",
                                    "rebuild.version")
-        pinned = spec.get("dsc_sha256")
+        pinned = spec.dsc_sha256
         if pinned and src.files[0][1] != pinned:
             raise VerificationError(f"{ctx.recipe.path}: rebuild.dsc_sha256 pins {pinned}, "
                                     f"but the signed Sources index gives {src.files[0][1]} "
@@ -46,11 +47,11 @@ class RebuildStrategy(FromSource):
     def intent(self, ctx: Context) -> Intent:
         src = self._source(ctx)
         n = len(patches.read_series(ctx.workspace.patches_dir / ctx.recipe.name))
-        return Intent("build", src.package, self.version(ctx),
+        return Intent(Action.BUILD, src.package, self.version(ctx),
                       f"Debian {src.version} from {src.suite} + our delta ({n} patches)")
 
     def inputs(self, ctx: Context) -> dict[str, str]:
-        pinned = ctx.recipe.spec.get("dsc_sha256")
+        pinned = self.spec(ctx).dsc_sha256
         return {
             **tree_inputs(ctx, FORMAT),
             # Without a pin, the signed Sources index says what the .dsc is.
@@ -58,7 +59,7 @@ class RebuildStrategy(FromSource):
         }
 
     def render(self, ctx: Context, work: Path) -> Path:
-        spec, src = ctx.recipe.spec, self._source(ctx)
+        spec, src = self.spec(ctx), self._source(ctx)
         if work.exists():
             shutil.rmtree(work)
         work.mkdir(parents=True)
@@ -73,9 +74,9 @@ class RebuildStrategy(FromSource):
         ctx.runner.run(["dpkg-source", "--no-check", "-x", src.dsc, tree.name], cwd=work)
         debian = tree / "debian"
         render.edit_control(
-            debian, add_build_depends=spec.get("add_build_depends", []),
-            drop_build_depends=spec.get("drop_build_depends", []),
-            drop_binaries=spec.get("drop_binaries", []))
+            debian, add_build_depends=list(spec.add_build_depends),
+            drop_build_depends=list(spec.drop_build_depends),
+            drop_binaries=list(spec.drop_binaries))
         values = {"source": src.package, "version": self.version(ctx),
                   "upstream_version": upstream, "maintainer": render.MAINTAINER,
                   "profile": ctx.profile.template_context()}
@@ -84,5 +85,5 @@ class RebuildStrategy(FromSource):
         render.prepend_changelog(
             debian, self.version(ctx), ctx.profile.suite,
             [f"Rebuilt by ClusterStack for {ctx.profile.name}.",
-             *spec.get("changes", []), *(f"Patch: {p}" for p in series)])
+             *spec.changes, *(f"Patch: {p}" for p in series)])
         return finish(ctx, tree)

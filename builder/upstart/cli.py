@@ -1,8 +1,7 @@
 """`clusterstack upstart ...`: lint job files, render the project's jobs.
 
-The main CLI mounts `configure_parser` on its `upstart lint` parser (and
-`configure_render_parser` on `upstart render`, when wired) and dispatches to
-`run(args)`, which reads `args.upstart_command`.
+The main CLI mounts `configure_subcommands` under its `upstart` word and
+dispatches to `run(args)`, which reads `args.upstart_command`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from pathlib import Path
 from ..command import Runner
 from .debfiles import read_deb
 from .lint import ERROR, WARNING, Finding, lint_file
-from .render import UPSTART_DIR, render_all, write
+from .render import UPSTART_DIR, JobProfile, render_all, write
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +36,13 @@ def configure_render_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dest", type=Path, help="root to write etc/init and etc/default under")
 
 
+def configure_subcommands(sub: argparse._SubParsersAction) -> None:
+    """`lint` and `render` under the caller's `upstart` word."""
+    configure_parser(sub.add_parser("lint", help="strictly check Upstart job files"))
+    configure_render_parser(sub.add_parser(
+        "render", help="render the project's jobs for a profile and lint them"))
+
+
 def _report(findings: list[Finding], werror: bool) -> int:
     for f in findings:
         print(f, file=sys.stderr)
@@ -52,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         for path in args.files:
             findings += lint_file(path, debs=debs, runner=runner)
         return _report(findings, args.werror)
-    profile = {"name": args.profile, "init": args.init, "runlevel_stop": args.runlevel_stop}
+    profile = JobProfile(args.profile, args.init, args.runlevel_stop)
     rendered = render_all(profile, args.upstart_dir, debs={d.package: d for d in debs},
                           runner=runner)
     findings = [f for r in rendered for f in r.findings]
@@ -67,12 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (python -m builder.upstart.cli) until the main CLI mounts us."""
+    """`python -m builder.upstart.cli`: the same as `clusterstack upstart`."""
     parser = argparse.ArgumentParser(prog="clusterstack upstart")
-    sub = parser.add_subparsers(dest="upstart_command", required=True)
-    configure_parser(sub.add_parser("lint", help="check Upstart job files against init(5)"))
-    configure_render_parser(sub.add_parser(
-        "render", help="render the project's jobs for a profile and lint them"))
+    configure_subcommands(parser.add_subparsers(dest="upstart_command", required=True))
     return run(parser.parse_args(argv))
 
 

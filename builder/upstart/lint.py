@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +29,6 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.severity}: {self.message}"
-
-
-def has_errors(findings: Iterable[Finding]) -> bool:
-    return any(f.severity == ERROR for f in findings)
 
 
 def _syntax(job: JobFile) -> list[Finding]:

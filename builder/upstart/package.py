@@ -19,7 +19,7 @@ from ..command import Runner
 from ..errors import ClusterStackError
 from .debfiles import DebFiles
 from .lint import ERROR
-from .render import UPSTART_DIR, Rendered, render_all
+from .render import UPSTART_DIR, JobProfile, Rendered, render_all
 
 PACKAGE = "cluster-stack-upstart"
 EXAMPLES = Path("usr/share") / PACKAGE / "default"
@@ -29,7 +29,7 @@ class JobLintError(ClusterStackError):
     """A job failed lint; its findings (file:line: severity: message) are the message."""
 
 
-def _control(version: str, rendered: list[Rendered], profile: Mapping[str, Any]) -> str:
+def _control(version: str, rendered: list[Rendered], profile: JobProfile) -> str:
     packages = sorted({r.job.package for r in rendered})
     jobs = ", ".join(r.job.name for r in rendered)
     return (
@@ -41,14 +41,14 @@ def _control(version: str, rendered: list[Rendered], profile: Mapping[str, Any])
         "Maintainer: ClusterStack <clusterstack@localhost>\n"
         f"Suggests: {', '.join(packages)}\n"
         "Description: Upstart jobs for the Pacemaker/Corosync cluster stack\n"
-        f" Upstart job files for {jobs}, rendered for {profile['name']}.\n"
+        f" Upstart job files for {jobs}, rendered for {profile.name}.\n"
         " Each daemon job checks in post-start that its daemon really serves\n"
         " (corosync-cfgtool -s, cibadmin --query, ...) and fails the job\n"
         " otherwise, so `start` reports a daemon that does not come up.\n"
     )
 
 
-def stage(profile: Mapping[str, Any], dest: Path, *,
+def stage(profile: JobProfile | Mapping[str, Any], dest: Path, *,
           debs: Mapping[str, DebFiles] | None = None, upstart_dir: Path = UPSTART_DIR,
           runner: Runner | None = None) -> list[Rendered]:
     """Render and lint every job; write etc/init/*.conf and the example defaults
@@ -70,7 +70,7 @@ def stage(profile: Mapping[str, Any], dest: Path, *,
     return rendered
 
 
-def build_jobs_package(profile: Mapping[str, Any], out_dir: Path, *, version: str,
+def build_jobs_package(profile: JobProfile | Mapping[str, Any], out_dir: Path, *, version: str,
                        debs: Mapping[str, DebFiles] | None = None,
                        upstart_dir: Path = UPSTART_DIR,
                        runner: Runner | None = None) -> Path:
@@ -84,7 +84,8 @@ def build_jobs_package(profile: Mapping[str, Any], out_dir: Path, *, version: st
     conffiles = [f"/etc/init/{r.conf_name}" for r in rendered]
     debian = stage_dir / "DEBIAN"
     debian.mkdir(parents=True)
-    (debian / "control").write_text(_control(version, rendered, profile), encoding="utf-8")
+    (debian / "control").write_text(_control(version, rendered, JobProfile.of(profile)),
+                                    encoding="utf-8")
     (debian / "conffiles").write_text("\n".join(conffiles) + "\n", encoding="utf-8")
     deb = out_dir / f"{PACKAGE}_{version}_all.deb"
     runner.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", stage_dir, deb])
@@ -92,7 +93,8 @@ def build_jobs_package(profile: Mapping[str, Any], out_dir: Path, *, version: st
     return deb
 
 
-def into_source_tree(profile: Mapping[str, Any], tree: Path, *, upstart_dir: Path = UPSTART_DIR,
+def into_source_tree(profile: JobProfile | Mapping[str, Any], tree: Path, *,
+                     upstart_dir: Path = UPSTART_DIR,
                      runner: Runner | None = None) -> list[str]:
     """On an Upstart profile, give each binary package of the tree its daemon's jobs.
 

@@ -61,26 +61,47 @@ class Rendered:
         return f"{self.job.name}.conf"
 
 
-def profile_context(profile: Mapping[str, Any]) -> dict[str, Any]:
-    """A profile as templates see it; the lead's Profile fields can be passed as a dict."""
-    for key in ("name", "init"):
-        if key not in profile:
-            raise InputError("<profile>", f"profile needs '{key}'")
-    if profile["init"] not in ("systemd", "upstart", "sysvinit"):
-        raise InputError("<profile>", f"unknown init system {profile['init']!r}", key="init")
-    return {"runlevel_stop": "[016]", **dict(profile)}
+INIT_SYSTEMS = ("systemd", "upstart", "sysvinit")
 
 
-def load_jobs(profile: Mapping[str, Any], upstart_dir: Path = UPSTART_DIR) -> list[JobSpec]:
+@dataclass(frozen=True)
+class JobProfile:
+    """What the job templates see of a profile."""
+
+    name: str
+    init: str
+    runlevel_stop: str = "[016]"
+    packages: tuple[str, ...] | None = None   # only the jobs of these packages; None: all
+
+    def __post_init__(self) -> None:
+        if self.init not in INIT_SYSTEMS:
+            raise InputError("<profile>", f"unknown init system {self.init!r}", key="init")
+
+    @classmethod
+    def of(cls, profile: JobProfile | Mapping[str, Any]) -> JobProfile:
+        """From a mapping of profile fields (the builder's Profile.template_context())."""
+        if isinstance(profile, JobProfile):
+            return profile
+        for key in ("name", "init"):
+            if key not in profile:
+                raise InputError("<profile>", f"profile needs '{key}'")
+        packages = profile.get("packages")
+        return cls(profile["name"], profile["init"], profile.get("runlevel_stop", "[016]"),
+                   tuple(packages) if packages is not None else None)
+
+
+def load_jobs(profile: JobProfile | Mapping[str, Any],
+              upstart_dir: Path = UPSTART_DIR) -> list[JobSpec]:
     """jobs.yaml with the profile's overrides applied; skipped jobs left out."""
+    profile = JobProfile.of(profile)
     path = upstart_dir / "jobs.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     known = {f.name for f in fields(JobSpec)}
-    shipped = profile.get("packages")
+    shipped = profile.packages
     jobs: list[JobSpec] = []
     for raw in data.get("jobs", []):
         entry = dict(raw)
-        overrides = (entry.pop("by_profile", None) or {}).get(profile["name"], {})
+        overrides = (entry.pop("by_profile", None) or {}).get(profile.name, {})
         entry.update(overrides)
         unknown = set(entry) - known
         if unknown:
@@ -124,7 +145,7 @@ def _tidy(text: str) -> str:
     return "\n".join(out).strip("\n") + "\n"
 
 
-def render_all(profile: Mapping[str, Any], upstart_dir: Path = UPSTART_DIR, *,
+def render_all(profile: JobProfile | Mapping[str, Any], upstart_dir: Path = UPSTART_DIR, *,
                debs: Mapping[str, DebFiles] | None = None,
                runner: Runner | None = None) -> list[Rendered]:
     """Render every job of the profile and lint it.
@@ -132,7 +153,7 @@ def render_all(profile: Mapping[str, Any], upstart_dir: Path = UPSTART_DIR, *,
     `debs` maps a Debian package name to its file list; when a job's package is
     there, the job's exec path is checked against it.
     """
-    ctx = profile_context(profile)
+    ctx = JobProfile.of(profile)
     jobs = load_jobs(ctx, upstart_dir)
     env = _env(upstart_dir)
     out: list[Rendered] = []
@@ -141,7 +162,7 @@ def render_all(profile: Mapping[str, Any], upstart_dir: Path = UPSTART_DIR, *,
         missing = [r for r in job.requires if r not in names]
         if missing:
             raise InputError(upstart_dir / "jobs.yaml",
-                             f"requires {missing}, not rendered for {ctx['name']}", key=job.name)
+                             f"requires {missing}, not rendered for {ctx.name}", key=job.name)
         dependents = [j.name for j in jobs if job.name in j.requires]
         tctx = {"job": job, "profile": ctx, "dependents": dependents}
         conf = _tidy(env.get_template(job.template).render(**tctx))
@@ -150,7 +171,7 @@ def render_all(profile: Mapping[str, Any], upstart_dir: Path = UPSTART_DIR, *,
                         if default_tpl.exists() else None)
         job_debs: Sequence[DebFiles] = [debs[job.package]] if debs and job.package in debs \
             else []
-        findings = lint_text(conf, f"{job.template} [{ctx['name']}]", debs=job_debs,
+        findings = lint_text(conf, f"{job.template} [{ctx.name}]", debs=job_debs,
                              runner=runner)
         out.append(Rendered(job, conf, default_text, findings))
     return out

@@ -22,7 +22,7 @@ def write(tmp_path: Path, body: str, name: str = "demo") -> Path:
 
 def test_good_recipe_loads(tmp_path: Path) -> None:
     r = recipe.load(write(tmp_path, GOOD))
-    assert (r.name, r.strategy, r.spec["source"]) == ("demo", "import", "demo")
+    assert (r.name, r.strategy, r.spec.source) == ("demo", "import", "demo")
 
 
 @pytest.mark.parametrize(("body", "line", "key", "text"), [
@@ -84,3 +84,23 @@ def test_unknown_profile_lists_known(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert rc == 2
     assert "no such profile 'nosuch'" in err and "trixie" in err
+
+
+PACKAGE = ("name: demo\ndescription: demo\nstrategy: package\npackage:\n  version: 1.0-1\n"
+           "  upstream:\n    url: https://example.invalid/demo-1.0.zip\n"
+           "    sha256: \"" + "0" * 64 + "\"\n")
+
+
+def test_strategy_section_is_checked_when_the_recipe_loads(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as exc:
+        recipe.load(write(tmp_path, PACKAGE))
+    err = exc.value
+    assert (err.path.name, err.line, err.key) == ("recipe.yaml", 7, "package.upstream.url")
+    assert "upstream url must end in one of" in err.message
+
+
+def test_strategy_section_is_typed(tmp_path: Path) -> None:
+    r = recipe.load(write(tmp_path, PACKAGE.replace(".zip", ".tar.xz")))
+    assert (r.spec.version, r.spec.upstream_version, r.spec.upstream.suffix) == \
+        ("1.0-1", "1.0", ".tar.xz")
+    assert r.source_name == "demo"

@@ -14,7 +14,7 @@ from support.fakearchive import RUN, StackUnderTest, make_key
 from support.secrets import Secret, make_secret
 
 from builder import pipeline, signing
-from builder.build import Builder
+from builder.analysis import Contexts, analyse
 from builder.cli import main
 from builder.command import Runner
 from builder.fetch import Fetcher
@@ -72,8 +72,9 @@ def test_ci_dry_run_never_writes_the_key(stack: StackUnderTest, secret: Secret, 
     monkeypatch.setenv("CLUSTERSTACK_REQUIRE_SIGNING_KEY", "1")
     ws = Workspace.create(stack.dir, stack.dir / "out", stack.cache)
     st = Stack.load(ws, "fake")
-    builder = Builder(st, Runner(), Fetcher(stack.cache / "downloads"), Progress())
-    pipe = pipeline.make(builder, program=f"{sys.executable} -m builder.cli --stack "
+    found = analyse(Contexts.create(st, Runner(), Fetcher(stack.cache / "downloads")),
+                    Progress())
+    pipe = pipeline.make(st, found, program=f"{sys.executable} -m builder.cli --stack "
                          f"{stack.dir} --cache {stack.cache}")
     # verify and verify-cluster boot roots; they hold no secret and are
     # tested on their own.

@@ -6,15 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.fakearchive import Key, make_key
+from support.fakearchive import Key
 from support.sourcestack import SourceStack
 
 from builder.serve import serve
-
-
-@pytest.fixture(scope="session")
-def upstream_key(tmp_path_factory: pytest.TempPathFactory) -> Key:
-    return make_key(tmp_path_factory.mktemp("gpg") / "upstream", "Upstream <up@example.invalid>")
 
 
 @pytest.fixture

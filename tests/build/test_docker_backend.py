@@ -147,7 +147,7 @@ def test_docker_build_is_offline(docker_engine: str, tmp_path: Path) -> None:
     prof = profiles.load(ROOT, "trixie")
     ws = Workspace.create(stack_dir=ROOT, out_dir=tmp_path / "ws")
     runner = Runner(log_path=tmp_path / "build.log")
-    backend = docker_backend.create(ws, prof, runner, BackendOptions())
+    backend = docker_backend.DockerBackend.create(ws, prof, runner, BackendOptions())
     backend.prepare()
     with probe_server() as (port, received):
         dsc = make_source(tmp_path / "src", port)

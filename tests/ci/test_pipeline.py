@@ -34,9 +34,10 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.network
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_committed_pipeline_is_up_to_date(fmt: str, generated: dict[str, Path]) -> None:
-    committed = ROOT / FORMATS[fmt]
+    path = FORMATS[fmt].path
+    committed = ROOT / path
     assert committed.read_text() == generated[fmt].read_text(), (
-        f"{FORMATS[fmt]} is stale: run `clusterstack ci --format {fmt} -o {FORMATS[fmt]}`")
+        f"{path} is stale: run `clusterstack ci --format {fmt} -o {path}`")
 
 
 @pytest.mark.network

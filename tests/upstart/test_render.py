@@ -228,3 +228,11 @@ def test_jobs_for_package_picks_the_component_jobs() -> None:
     assert [r.job.name for r in jobs_for_package(rendered, "ocfs2-tools")] == ["o2cb", "ocfs2"]
     assert [r.job.name for r in jobs_for_package(rendered, "corosync")] == ["corosync"]
     assert jobs_for_package(rendered, "crmsh") == []
+
+
+def test_render_is_a_clusterstack_subcommand(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from builder.cli import main
+    assert main(["upstart", "render", "--profile", "trusty", "--init", "upstart",
+                 str(tmp_path)]) == 0
+    assert str(tmp_path / "etc/init/pacemaker.conf") in capsys.readouterr().out.splitlines()
