@@ -76,9 +76,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="install a node with trixie's debian-installer and our preseed "
                     "(qemu), then check it")
     sp.add_argument("--nodes", type=int, default=3)
-    sp.add_argument("--scenario", choices=["short", "full"], default="full",
+    sp.add_argument("--scenario", default="full", metavar="short|full|NAME[,NAME]",
                     help="with --cluster: short = VIP + one kill fail-over (CI); full = "
-                    "MariaDB kill and standby fail-over and VRRP")
+                    "every named fault scenario with MariaDB; or a comma-separated list "
+                    "of names (see builder/cluster/README.md)")
     sp = with_profile("key", "print the builder's input hash of components (CI cache keys)")
     sp.add_argument("--component", action="append", required=True)
     with_profile("report", "write report.json/html from the recorded state of every component")
