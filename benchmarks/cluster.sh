@@ -1,5 +1,6 @@
 #!/bin/sh
-# Full cluster benchmark: 3 namespace nodes, MariaDB kill + standby fail-over, VRRP.
+# Full cluster benchmark: 3 namespace nodes, MariaDB, every named scenario once
+# (kill, standby, VRRP and the fault scenarios of builder/cluster/faults.py).
 # Prints formation and fail-over times, fencing events and peak memory; the same
 # figures land in $OUT/cluster-report.json. Needs root; the first run builds the
 # node root (~3 min), later runs reuse it from the cache.

@@ -99,9 +99,10 @@ def _verify_arguments(sp: argparse.ArgumentParser) -> None:
                     help="install a node with trixie's debian-installer and our preseed "
                     "(qemu), then check it")
     sp.add_argument("--nodes", type=int, default=3)
-    sp.add_argument("--scenario", choices=["short", "full"], default="full",
+    sp.add_argument("--scenario", default="full", metavar="short|full|NAME[,NAME]",
                     help="with --cluster: short = VIP + one kill fail-over (CI); full = "
-                    "MariaDB kill and standby fail-over and VRRP")
+                    "every named fault scenario with MariaDB; or a comma-separated list "
+                    "of names (see builder/cluster/README.md)")
 
 
 def _ci_arguments(sp: argparse.ArgumentParser) -> None:

@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 from ..command import Runner
-from ..errors import ClusterStackError
+from ..errors import ClusterStackError, InputError
 from ..progress import Progress
 from ..publish import KEY_BASENAME
 from ..serve import serve
 from ..stack import Stack
 from ..verify import VerifyFailed
+from .faults import SelectionError, select
 from .harness import run_cluster
 from .options import ClusterOptions
 from .report import table
@@ -33,6 +34,12 @@ def base_source_lines(stack: Stack) -> list[str]:
 def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progress) -> int:
     """Form a cluster from our repository's ubuntu-cluster; exit non-zero when a step fails."""
     del runner  # the harness keeps its own command log in the output folder
+    scenario = getattr(args, "scenario", None) or "full"
+    if not getattr(args, "vm", False):
+        try:
+            select(scenario, args.nodes)
+        except SelectionError as exc:
+            raise InputError("--scenario", str(exc)) from exc
     ws, prof = stack.workspace, stack.profile
     if not prof.reachable:
         raise ClusterStackError(f"profile {prof.name}: its archive is not reachable from here")
@@ -51,7 +58,7 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
             suite=prof.suite, mirror=prof.mirror,
             extra_sources=[*base_source_lines(stack), ours],
             extra_keys=[repo / f"{KEY_BASENAME}.gpg"],
-            nodes=args.nodes, scenario=getattr(args, "scenario", None) or "full",
+            nodes=args.nodes, scenario=scenario,
             output_dir=out, cache_dir=ws.cache_dir / "cluster")
         report = run_cluster(options)
     sys.stdout.write(table(report))

@@ -56,8 +56,10 @@ def parse_crm_mon(xml_text: str) -> Membership:
 
 class Cluster:
     def __init__(self, lower: Path, run_dir: Path, nodes: int, runner: Runner,
-                 token_ms: int = 1000, plan: config.AddressPlan | None = None) -> None:
+                 token_ms: int = 1000, plan: config.AddressPlan | None = None,
+                 qdevice_host: str | None = None) -> None:
         self.lower = lower
+        self.qdevice_host = qdevice_host  # a corosync-qnetd as tie-breaker (config.py)
         self.run_dir = run_dir
         self.runner = runner
         self.token_ms = token_ms
@@ -109,7 +111,7 @@ class Cluster:
             node.write("/etc/hosts", config.hosts_file([*members, (CLIENT, self.plan.client)]))
         for node in self.nodes:
             node.write("/etc/corosync/corosync.conf",
-                       config.corosync_conf(members, self.token_ms))
+                       config.corosync_conf(members, self.token_ms, self.qdevice_host))
             node.write("/etc/corosync/authkey", authkey, 0o400)
             node.write("/etc/default/pacemaker", config.pacemaker_defaults())
             node.write("/usr/sbin/fence_nsnode", agent_path().read_bytes(), 0o755)

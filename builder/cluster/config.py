@@ -64,14 +64,26 @@ def render_block(items: Block, indent: int = 0) -> list[str]:
     return lines
 
 
-def corosync_conf(nodes: Sequence[tuple[str, str]], token_ms: int = 1000) -> str:
-    """corosync 3 over knet with crypto on, for (name, address) pairs."""
+def corosync_conf(nodes: Sequence[tuple[str, str]], token_ms: int = 1000,
+                  qdevice_host: str | None = None) -> str:
+    """corosync 3 over knet with crypto on, for (name, address) pairs.
+
+    With `qdevice_host` a corosync-qnetd there is the tie-breaker (one vote, ffsplit:
+    in a 50:50 split the half with the lowest node id gets it), instead of two_node.
+    """
     nodelist: Block = [
         ("node", [("ring0_addr", addr), ("name", name), ("nodeid", i + 1)])
         for i, (name, addr) in enumerate(nodes)
     ]
     quorum: Block = [("provider", "corosync_votequorum")]
-    if len(nodes) == 2:
+    if qdevice_host:
+        # tls off: the test has no certificate authority; qnetd runs with -s off to match.
+        quorum.append(("device", [
+            ("model", "net"), ("votes", 1),
+            ("net", [("host", qdevice_host), ("algorithm", "ffsplit"),
+                     ("tie_breaker", "lowest"), ("tls", "off")]),
+        ]))
+    elif len(nodes) == 2:
         quorum.append(("two_node", 1))
     conf: Block = [
         ("totem", [

@@ -25,6 +25,7 @@ log = logging.getLogger("clusterstack.cluster")
 # Where the controller's socket directory appears inside every node.
 NODE_SOCKET_DIR = "/run/clusterstack-fence"
 SOCKET_NAME = "fence.sock"
+BROKEN_DELAY_S = 1.0
 
 
 def agent_path() -> Path:
@@ -53,6 +54,15 @@ class FenceController:
         self._lock = threading.Lock()  # one power action at a time, as on a real PDU
         self._server: socketserver.ThreadingUnixStreamServer | None = None
         self._thread: threading.Thread | None = None
+        # A broken fence device (a PDU that does not answer): "off" and "on" fail.
+        self._broken = threading.Event()
+
+    def break_device(self) -> None:
+        """From now on every power action fails, after a delay like a PDU's timeout."""
+        self._broken.set()
+
+    def repair_device(self) -> None:
+        self._broken.clear()
 
     def add(self, target: FenceTarget) -> None:
         self.targets[target.name] = target
@@ -75,6 +85,10 @@ class FenceController:
         with self._lock:
             at = time.monotonic() - self._start
             try:
+                if self._broken.is_set():
+                    # Fail slowly, as a dead PDU does, not in a tight retry loop.
+                    time.sleep(BROKEN_DELAY_S)
+                    raise RuntimeError("the fence device does not answer (broken by the harness)")
                 if action == "off":
                     target.power_off()
                 elif target.power_on is None:

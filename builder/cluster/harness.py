@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..command import Runner
+from . import faults, scenarios
 from . import report as report_mod
-from . import scenarios
 from .cluster import Cluster
-from .options import ClusterOptions, ClusterReport
+from .options import ClusterOptions, ClusterReport, ScenarioResult
 from .rootfs import RootSpec, ensure_root
 
 log = logging.getLogger("clusterstack.cluster")
@@ -51,6 +51,11 @@ class _Steps:
     def __init__(self, report: ClusterReport) -> None:
         self.report = report
         self.failed = False
+        self.failures = 0  # also those before a resume()
+
+    def resume(self) -> None:
+        """Run the next steps again (a fault scenario failed, the cluster is recovering)."""
+        self.failed = False
 
     def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
         if self.failed:
@@ -61,12 +66,13 @@ class _Steps:
             value = fn()
         except BaseException as exc:
             self.failed = True
+            self.failures += 1
             if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: record, then stop
                 self.report.steps[name] = f"interrupted ({type(exc).__name__})"
                 self.report.error = f"{name}: interrupted"
                 raise
             self.report.steps[name] = f"failed: {exc}"
-            self.report.error = f"{name}: {exc}"
+            self.report.error = self.report.error or f"{name}: {exc}"
             log.error("cluster step %s failed: %s", name, exc)
             return None
         self.report.steps[name] = "ok"
@@ -98,11 +104,14 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
 
     Nothing is left behind: no process, namespace or mount, also after a
     failure, Ctrl-C or SIGTERM (which are re-raised once torn down).
+    An unknown scenario or one needing more nodes raises faults.SelectionError
+    before anything is made.
     """
+    selection = faults.select(options.scenario, options.nodes)
     out = options.output_dir
     out.mkdir(parents=True, exist_ok=True)
     runner = Runner(log_path=out / "commands.log")
-    workload = "dummy" if options.scenario == "short" else "mariadb"
+    workload = selection.workload
     report = ClusterReport(nodes=options.nodes, output_dir=str(out), workload=workload)
     step = _Steps(report)
     cluster: Cluster | None = None
@@ -110,7 +119,8 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
     with _signals_interrupt(), ExitStack() as held:
         try:
             spec = RootSpec(options.suite, options.mirror, tuple(options.extra_sources),
-                            tuple(options.extra_keys), shell=options.shell)
+                            tuple(options.extra_keys), selection.packages,
+                            shell=options.shell)
             root = step("root", lambda: held.enter_context(
                 ensure_root(spec, options.cache_dir, runner)))
             if root is None:
@@ -119,8 +129,8 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
             assert options.work_dir is not None  # set by ClusterOptions.__post_init__
             run_dir = _new_run_dir(options.work_dir)
             cluster = Cluster(root.path, run_dir, options.nodes, runner, options.token_ms)
-            _run_scenarios(cluster, options, workload, report, step)
-            report.ok = not step.failed
+            _run_scenarios(cluster, options, selection, report, step)
+            report.ok = step.failures == 0
         finally:
             _finish(cluster, run_dir, report, out)
     return report
@@ -150,9 +160,10 @@ def _new_run_dir(runs: Path) -> Path:
     return run_dir
 
 
-def _run_scenarios(cluster: Cluster, options: ClusterOptions, workload: str,
+def _run_scenarios(cluster: Cluster, options: ClusterOptions, selection: faults.Selection,
                    report: ClusterReport, step: _Steps) -> None:
     timeout = options.step_timeout
+    workload = selection.workload
     report.stack_shell = step("stack shell", lambda: scenarios.stack_shell(cluster)) or ""
     step("prepare", cluster.prepare)
     step("boot", cluster.boot)
@@ -163,21 +174,44 @@ def _run_scenarios(cluster: Cluster, options: ClusterOptions, workload: str,
         report.nodes_up = len(cluster.live_nodes())
     step("service", lambda: scenarios.start_service(cluster, report.stack_shell, workload,
                                                      timeout, options.fence_action))
-    kill = step("kill fail-over", lambda: scenarios.kill_failover(cluster, workload, timeout))
-    if kill is not None:
-        report.kill_failover_s = round(kill.seconds, 2)
-        report.rejoin_s = None if kill.rejoin_s is None else round(kill.rejoin_s, 2)
-        report.failovers["kill"] = {"from": kill.source, "to": kill.target}
-    if options.scenario == "full":
-        standby = step("standby fail-over", lambda: scenarios.standby_failover(
-            cluster, report.stack_shell, workload, timeout))
-        if standby is not None:
-            report.standby_failover_s = round(standby.seconds, 2)
-            report.failovers["standby"] = {"from": standby.source, "to": standby.target}
-        vrrp = step("vrrp fail-over", lambda: scenarios.vrrp_failover(cluster, timeout))
-        if vrrp is not None:
-            report.vrrp_failover_s = round(vrrp.seconds, 2)
-            report.failovers["vrrp"] = {"from": vrrp.source, "to": vrrp.target}
+    context = faults.Context(cluster, report.stack_shell, workload, timeout,
+                             options.fence_action, options.output_dir / "logs")
+    serving = not step.failed
+    for scenario in selection.scenarios:
+        if serving and step.failed:
+            # As CTS does: after a failed scenario, the next one runs if the cluster
+            # recovers (every node on and online, nothing pending).
+            step.resume()
+            step(f"recover before {scenario.name}", lambda: faults.restore(context))
+        figure = step(scenario.title, lambda s=scenario: s.run(context))
+        _record(report, scenario, figure)
+    for scenario in selection.too_big:
+        report.scenarios.append(ScenarioResult(
+            scenario.name, f"skipped (needs {scenario.min_nodes} nodes)",
+            measures=scenario.measures))
+
+
+def _record(report: ClusterReport, scenario: faults.Scenario,
+            figure: faults.Figure | None) -> None:
+    """The scenario's row in the report, and the fields the first three always had."""
+    state = report.steps.get(scenario.title, "skipped")
+    if figure is None:
+        report.scenarios.append(ScenarioResult(scenario.name, state,
+                                               measures=scenario.measures))
+        return
+    seconds = round(figure.seconds, 2)
+    report.scenarios.append(ScenarioResult(
+        scenario.name, state, seconds, scenario.measures, figure.detail,
+        figure.rows_written, figure.rows_lost))
+    if figure.source and figure.target:
+        report.failovers[scenario.name] = {"from": figure.source, "to": figure.target}
+    if scenario.name == "kill":
+        report.kill_failover_s = seconds
+        report.rejoin_s = None if figure.rejoin_s is None else round(figure.rejoin_s, 2)
+    elif scenario.name == "standby":
+        report.standby_failover_s = seconds
+    elif scenario.name == "vrrp":
+        report.vrrp_failover_s = seconds
 
 
 @contextmanager

@@ -20,7 +20,10 @@ class ClusterOptions:
     # Key files named by the signed-by= of extra_sources; copied to that path inside the root.
     extra_keys: list[Path] = field(default_factory=list)
     nodes: int = 3
-    scenario: str = "full"  # "short": formation + one kill fail-over; "full": all of issue 7
+    # "short": formation + one kill fail-over (Dummy service); "full": every scenario of
+    # faults.SCENARIOS the node count allows; or "NAME[,NAME]" of faults.SCENARIOS
+    # (checked by faults.select, which run_cluster calls before anything starts).
+    scenario: str = "full"
     output_dir: Path = Path("out/cluster")
     cache_dir: Path = DEFAULT_CACHE
     # Parent of each run's scratch directory (node overlays, shared disk); on a disk, not
@@ -35,8 +38,8 @@ class ClusterOptions:
     fence_action: str = "reboot"
 
     def __post_init__(self) -> None:
-        if self.scenario not in ("short", "full"):
-            raise ValueError(f"scenario must be 'short' or 'full', not {self.scenario!r}")
+        if not self.scenario.strip():
+            raise ValueError("scenario must be short, full or NAME[,NAME]")
         if self.shell not in ("crmsh", "pcs"):
             raise ValueError("shell must be 'crmsh' or 'pcs'")
         if self.fence_action not in ("reboot", "off"):
@@ -59,6 +62,19 @@ class FenceEvent:
 
 
 @dataclass
+class ScenarioResult:
+    """One named scenario's outcome and figure (see faults.SCENARIOS)."""
+
+    name: str
+    state: str  # "ok" | "failed: why" | "skipped" | "skipped (needs N nodes)"
+    seconds: float | None = None
+    measures: str = ""
+    detail: str = ""
+    rows_written: int | None = None
+    rows_lost: int | None = None
+
+
+@dataclass
 class ClusterReport:
     ok: bool = False
     nodes: int = 0
@@ -76,6 +92,7 @@ class ClusterReport:
     failovers: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> from, to
     workload: str = ""
     steps: dict[str, str] = field(default_factory=dict)  # step -> "ok" | "failed: why" | "skipped"
+    scenarios: list[ScenarioResult] = field(default_factory=list)  # in the order run
     error: str | None = None
     output_dir: str = ""
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .options import ClusterReport
+from .options import ClusterReport, ScenarioResult
 
 
 def _seconds(value: float | None) -> str:
@@ -31,11 +34,27 @@ def table(report: ClusterReport) -> str:
         ("fenced node back", _seconds(report.rejoin_s)),
         ("fail-over, standby", _seconds(report.standby_failover_s) + _move(report, "standby")),
         ("VRRP fail-over", _seconds(report.vrrp_failover_s) + _move(report, "vrrp")),
+        *_scenario_rows(report.scenarios),
         ("fencing events", f"{len(report.fencing_events)} ({events})"),
         ("peak memory", "-" if report.peak_memory_mib is None
          else f"{report.peak_memory_mib:.0f} MiB"),
     ]
     return finish_table(rows, report)
+
+
+LEGACY_ROWS = ("kill", "standby", "vrrp")  # shown above with their own labels
+
+
+def _scenario_rows(results: list[ScenarioResult]) -> list[tuple[str, str]]:
+    rows = []
+    for r in results:
+        if r.name in LEGACY_ROWS and r.state == "ok":
+            continue
+        value = _seconds(r.seconds) if r.state == "ok" else r.state
+        if r.detail:
+            value += f"  ({r.detail})"
+        rows.append((f"scenario {r.name}", value))
+    return rows
 
 
 def finish_table(rows: list[tuple[str, str]], report: Any) -> str:
@@ -53,3 +72,88 @@ def write(report: ClusterReport, output_dir: Path) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     text_path.write_text(table(report))
     return json_path, text_path
+
+
+# --- repeated runs (benchmarks/cts.sh --repeat N) ----------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class ScenarioStats:
+    name: str
+    runs: int = 0
+    failures: int = 0
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def p50(self) -> float | None:
+        return percentile(self.seconds, 50)
+
+    @property
+    def p95(self) -> float | None:
+        return percentile(self.seconds, 95)
+
+
+def summarize(reports: Sequence[ClusterReport]) -> list[ScenarioStats]:
+    """Per scenario over repeated runs, formation first, then in the order run.
+
+    A scenario skipped because an earlier one failed counts as a failure (it did
+    not pass); one left out for want of nodes does not count at all.
+    """
+    stats: dict[str, ScenarioStats] = {"formation": ScenarioStats("formation")}
+    for report in reports:
+        formation = stats["formation"]
+        formation.runs += 1
+        if report.formation_s is None:
+            formation.failures += 1
+        else:
+            formation.seconds.append(report.formation_s)
+        for result in report.scenarios:
+            entry = stats.setdefault(result.name, ScenarioStats(result.name))
+            if result.state.startswith("skipped (needs"):
+                continue
+            entry.runs += 1
+            if result.state == "ok" and result.seconds is not None:
+                entry.seconds.append(result.seconds)
+            else:
+                entry.failures += 1
+    return list(stats.values())
+
+
+def repeat_table(stats: list[ScenarioStats], runs: int, wall_s: float) -> str:
+    """`--repeat N`: one line per scenario with its runs, failures, p50 and p95."""
+    head = ("scenario", "runs", "failures", "p50", "p95")
+    lines = [head] + [(s.name, str(s.runs), str(s.failures), _seconds(s.p50),
+                       _seconds(s.p95)) for s in stats]
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    text = "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in lines)
+    failed = sum(s.failures for s in stats)
+    return (f"{text}\nrepeats {runs}, scenario failures {failed}, "
+            f"wall time {wall_s:.0f} s\n")
+
+
+def write_repeat(stats: list[ScenarioStats], runs: int, wall_s: float, reports: list[ClusterReport],
+                 output_dir: Path) -> Path:
+    """cts-report.json/.txt next to the runs' own folders."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    data = {"runs": runs, "wall_s": round(wall_s, 1),
+            "failures": sum(s.failures for s in stats),
+            "passed_runs": sum(1 for r in reports if r.ok),
+            "scenarios": [{"name": s.name, "runs": s.runs, "failures": s.failures,
+                           "p50_s": s.p50, "p95_s": s.p95, "seconds": s.seconds}
+                          for s in stats]}
+    path = output_dir / "cts-report.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    (output_dir / "cts-report.txt").write_text(repeat_table(stats, runs, wall_s))
+    return path

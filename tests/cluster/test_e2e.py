@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cluster import ClusterOptions, run_cluster
+from builder.cluster import ClusterOptions, faults, run_cluster
 from builder.command import Background
 
 CACHE = Path(os.environ.get("CLUSTERSTACK_TEST_CACHE", "/var/cache/clusterstack-tests"))
@@ -82,7 +82,9 @@ def test_short_two_nodes_kill_failover_through_fencing(tmp_path):
 
 
 def test_full_three_nodes_mariadb_standby_and_vrrp(tmp_path):
-    report = run_cluster(ClusterOptions(nodes=3, scenario="full", output_dir=tmp_path / "out",
+    # The three scenarios `full` had before the fault scenarios; those are tested below.
+    report = run_cluster(ClusterOptions(nodes=3, scenario="kill,standby,vrrp",
+                                        output_dir=tmp_path / "out",
                                         cache_dir=CACHE, work_dir=tmp_path / "runs"))
     assert_passed(report, 3)
     assert report.workload == "mariadb"
@@ -122,6 +124,84 @@ def test_sigterm_mid_run_tears_everything_down(tmp_path):
     assert report["ok"] is False
     assert report["steps"]["teardown"] == "ok"
     assert "interrupted" in report["error"]
+
+
+def scenario_results(report) -> dict:
+    return {r.name: r for r in report.scenarios}
+
+
+def test_resource_failure_and_clean_restart_on_three_nodes(tmp_path):
+    """Two fault scenarios that need no fencing (about a minute)."""
+    report = run_cluster(ClusterOptions(nodes=3, scenario="resource-failure,restart-node",
+                                        output_dir=tmp_path / "out", cache_dir=CACHE,
+                                        work_dir=tmp_path / "runs"))
+    assert report.ok, f"{report.error}: {report.steps}"
+    results = scenario_results(report)
+    assert list(results) == ["resource-failure", "restart-node"]
+    assert all(r.state == "ok" and r.seconds > 0 for r in results.values())
+    moved = report.failovers["resource-failure"]
+    assert moved["from"] != moved["to"]
+    assert report.fencing_events == []  # neither may fence anybody
+    assert harness_leftovers(tmp_path / "runs") == []
+
+
+CTS = pytest.mark.skipif(os.environ.get("CLUSTERSTACK_TEST_CTS") != "1",
+                         reason="set CLUSTERSTACK_TEST_CTS=1: every fault scenario, ~5 min")
+
+
+@CTS
+def test_every_fault_scenario_on_three_nodes(tmp_path):
+    report = run_cluster(ClusterOptions(nodes=3, scenario="full", output_dir=tmp_path / "out",
+                                        cache_dir=CACHE, work_dir=tmp_path / "runs"))
+    assert report.ok, f"{report.error}: {report.steps}"
+    results = scenario_results(report)
+    assert len(results) >= 10 and all(r.state == "ok" for r in results.values())
+    partition = results["partition"]
+    assert partition.rows_written > 0 and partition.rows_lost == 0
+    # The fence failure made failed attempts before the one that worked.
+    assert any(e.result.startswith("failed") for e in report.fencing_events)
+    assert harness_leftovers(tmp_path / "runs") == []
+
+
+@CTS
+def test_a_failed_scenario_does_not_stop_the_next(tmp_path, monkeypatch):
+    def broken(ctx):
+        raise faults.ScenarioError("broken on purpose")
+
+    monkeypatch.setattr(faults, "SCENARIOS", (
+        faults.Scenario("broken", "broken on purpose", 2, "nothing", broken),
+        *faults.SCENARIOS))
+    report = run_cluster(ClusterOptions(nodes=2, scenario="broken,restart-node",
+                                        output_dir=tmp_path / "out", cache_dir=CACHE,
+                                        work_dir=tmp_path / "runs"))
+    assert not report.ok and report.error == "broken on purpose: broken on purpose"
+    assert report.steps["recover before restart-node"] == "ok"
+    assert [(r.name, r.state) for r in report.scenarios] == [
+        ("broken", "failed: broken on purpose"), ("restart-node", "ok")]
+    assert report.steps["teardown"] == "ok"
+    assert harness_leftovers(tmp_path / "runs") == []
+
+
+@CTS
+def test_sigterm_mid_partition_tears_everything_down(tmp_path):
+    out = tmp_path / "out"
+    harness = Background([sys.executable, "-m", "builder.cluster", "--scenario", "partition",
+                          "--nodes", "3", "--output", str(out), "--cache-dir", str(CACHE),
+                          "--work-dir", str(tmp_path / "runs")],
+                         tmp_path / "harness.log")
+    commands = out / "commands.log"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and harness.running():
+        if commands.exists() and "iptables -w -A OUTPUT" in commands.read_text():
+            break
+        time.sleep(0.2)
+    assert harness.running(), (tmp_path / "harness.log").read_text()
+    status = harness.stop(signal.SIGTERM, timeout=120)
+    assert status != 0
+    assert harness_leftovers(tmp_path / "runs") == []
+    report = json.loads((out / "cluster-report.json").read_text())
+    assert report["steps"]["teardown"] == "ok"
+    assert report["steps"]["network partition 2|1"].startswith("interrupted")
 
 
 @pytest.mark.skipif(os.environ.get("CLUSTERSTACK_TEST_PCS") != "1",
