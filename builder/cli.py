@@ -79,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--scenario", choices=["short", "full"], default="full",
                     help="with --cluster: short = VIP + one kill fail-over (CI); full = "
                     "MariaDB kill and standby fail-over and VRRP")
+    sp.add_argument("--init", choices=["script", "systemd"], default="script",
+                    help="with --cluster: script = the harness's own PID 1 starts the "
+                    "daemons; systemd = nodes boot systemd (systemd-nspawn) and pcs "
+                    "creates the cluster")
     sp = with_profile("key", "print the builder's input hash of components (CI cache keys)")
     sp.add_argument("--component", action="append", required=True)
     with_profile("report", "write report.json/html from the recorded state of every component")

@@ -29,9 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("out/cluster"))
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--token-ms", type=int, default=1000)
-    parser.add_argument("--shell", choices=("crmsh", "pcs"), default="crmsh",
-                        help="configuration shell to install and drive")
+    parser.add_argument("--shell", choices=("crmsh", "pcs"), default=None,
+                        help="configuration shell to install and drive (default: crmsh; "
+                             "pcs with --init systemd, whose bootstrap tool it is)")
     parser.add_argument("--fence-action", choices=("reboot", "off"), default="reboot")
+    parser.add_argument("--init", choices=("script", "systemd"), default="script",
+                        help="systemd: nodes boot systemd (systemd-nspawn), the packages' "
+                             "units start the daemons and the bootstrap tool (--shell pcs) "
+                             "creates the cluster")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -40,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                              extra_keys=args.key, nodes=args.nodes, scenario=args.scenario,
                              output_dir=args.output, cache_dir=args.cache_dir,
                              token_ms=args.token_ms, fence_action=args.fence_action,
-                             shell=args.shell)
+                             shell=args.shell or ("pcs" if args.init == "systemd" else "crmsh"),
+                             init=args.init)
     report = run_cluster(options)
     sys.stdout.write(table(report))
     sys.stdout.write(f"report: {args.output / 'cluster-report.json'}\n")

@@ -33,12 +33,18 @@ class ClusterOptions:
     shell: str = "crmsh"
     # Pacemaker's stonith-action: "reboot" (its default) boots a fenced node again.
     fence_action: str = "reboot"
+    # "script": the harness's own PID 1 starts corosync and pacemaker from a config it
+    # writes; "systemd": each node boots systemd (systemd-nspawn), the packages' units
+    # start the daemons, and the bootstrap tool (`shell`) creates the cluster.
+    init: str = "script"
 
     def __post_init__(self) -> None:
         if self.scenario not in ("short", "full"):
             raise ValueError(f"scenario must be 'short' or 'full', not {self.scenario!r}")
         if self.shell not in ("crmsh", "pcs"):
             raise ValueError("shell must be 'crmsh' or 'pcs'")
+        if self.init not in ("script", "systemd"):
+            raise ValueError(f"init must be 'script' or 'systemd', not {self.init!r}")
         if self.fence_action not in ("reboot", "off"):
             raise ValueError("fence_action must be 'reboot' or 'off'")
         if not 2 <= self.nodes <= 16:
@@ -56,6 +62,15 @@ class FenceEvent:
     requested_by: str
     at: float  # seconds since the cluster was set up
     result: str
+
+
+@dataclass
+class UnitFailure:
+    """A systemd unit that failed on a node, with what `systemctl status` and the journal said."""
+
+    node: str
+    unit: str
+    status: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -78,6 +93,13 @@ class ClusterReport:
     steps: dict[str, str] = field(default_factory=dict)  # step -> "ok" | "failed: why" | "skipped"
     error: str | None = None
     output_dir: str = ""
+    # The systemd tier (init="systemd"); empty or None on the script tier.
+    init: str = "script"
+    boot_s: dict[str, float] = field(default_factory=dict)  # node -> to multi-user
+    pss_node_mib: dict[str, float] = field(default_factory=dict)  # node -> PSS, service up
+    # Where the harness did for the archive what it should do itself (named, never silent).
+    workarounds: list[str] = field(default_factory=list)
+    unit_failures: list[UnitFailure] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
