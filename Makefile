@@ -12,9 +12,9 @@ APT_PACKAGES = sbuild mmdebstrap apt-utils gnupg gpgv uidmap tasksel dpkg-dev \
 	debhelper devscripts lintian fakeroot quilt zstd xz-utils curl ca-certificates strace \
 	iproute2 util-linux procps psmisc pacemaker-cli-utils corosync crmsh pcs \
 	python3 python3-venv qemu-system-x86 qemu-utils e2fsprogs docker.io rsync git chromium \
-	apt-cacher-ng diffoscope-minimal
+	apt-cacher-ng diffoscope-minimal systemd-container openssh-client
 
-.PHONY: setup host-setup archive check cluster vm-cluster installer benchmark lint gitlab-ci-local
+.PHONY: setup host-setup archive check cluster systemd-cluster vm-cluster installer benchmark lint gitlab-ci-local
 setup: host-setup $(VENV)/.installed
 
 host-setup:
@@ -76,6 +76,9 @@ check: setup lint
 
 cluster: setup
 	$(CS) verify --cluster --profile $(PROFILE)
+
+systemd-cluster: setup
+	$(CS) verify --cluster --init systemd --profile $(PROFILE)
 
 vm-cluster: setup
 	$(CS) verify --cluster --vm --profile $(PROFILE)

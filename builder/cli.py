@@ -103,6 +103,10 @@ def _verify_arguments(sp: argparse.ArgumentParser) -> None:
                     help="with --cluster: short = VIP + one kill fail-over (CI); full = "
                     "every named fault scenario with MariaDB; or a comma-separated list "
                     "of names (see builder/cluster/README.md)")
+    sp.add_argument("--init", choices=["script", "systemd"], default="script",
+                    help="with --cluster: script = the harness's own PID 1 starts the "
+                    "daemons; systemd = nodes boot systemd (systemd-nspawn) and pcs "
+                    "creates the cluster")
 
 
 def _ci_arguments(sp: argparse.ArgumentParser) -> None:

@@ -38,9 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="parent of the run's scratch directory (default CACHE_DIR/runs)")
     parser.add_argument("--token-ms", type=int, default=1000)
-    parser.add_argument("--shell", choices=("crmsh", "pcs"), default="crmsh",
-                        help="configuration shell to install and drive")
+    parser.add_argument("--shell", choices=("crmsh", "pcs"), default=None,
+                        help="configuration shell to install and drive (default: crmsh; "
+                             "pcs with --init systemd, whose bootstrap tool it is)")
     parser.add_argument("--fence-action", choices=("reboot", "off"), default="reboot")
+    parser.add_argument("--init", choices=("script", "systemd"), default="script",
+                        help="systemd: nodes boot systemd (systemd-nspawn), the packages' "
+                             "units start the daemons and the bootstrap tool (--shell pcs) "
+                             "creates the cluster")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -57,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                                  nodes=args.nodes, scenario=args.scenario,
                                  output_dir=args.output, cache_dir=args.cache_dir,
                                  work_dir=args.work_dir, token_ms=args.token_ms,
-                                 fence_action=args.fence_action, shell=args.shell)
+                                 fence_action=args.fence_action,
+                                 shell=args.shell or ("pcs" if args.init == "systemd"
+                                                      else "crmsh"),
+                                 init=args.init)
     except ValueError as exc:  # e.g. --nodes 1
         parser.error(str(exc))
     try:

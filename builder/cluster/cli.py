@@ -50,6 +50,8 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
     if getattr(args, "vm", False):
         return run_vm(stack, repo, progress, gfs2=not getattr(args, 'no_gfs2', False))
     out = ws.profile_out(prof.name) / "cluster"
+    if getattr(args, "init", None) == "systemd":
+        out = ws.profile_out(prof.name) / "cluster-systemd"
     progress.say("cluster", "start", f"{args.nodes} nodes, output in {out}")
     with serve(repo) as url:
         ours = (f"deb [signed-by=/etc/apt/keyrings/{KEY_BASENAME}.gpg] {url}/ {prof.suite} "
@@ -59,7 +61,9 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
             extra_sources=[*base_source_lines(stack), ours],
             extra_keys=[repo / f"{KEY_BASENAME}.gpg"],
             nodes=args.nodes, scenario=scenario,
-            output_dir=out, cache_dir=ws.cache_dir / "cluster")
+            output_dir=out, cache_dir=ws.cache_dir / "cluster",
+            init=getattr(args, "init", None) or "script",
+            shell="pcs" if getattr(args, "init", None) == "systemd" else "crmsh")
         report = run_cluster(options)
     sys.stdout.write(table(report))
     if not report.ok:

@@ -20,6 +20,7 @@ from . import report as report_mod
 from .cluster import Cluster
 from .options import ClusterOptions, ClusterReport, ScenarioResult
 from .rootfs import RootSpec, ensure_root
+from .systemd import SystemdCluster, run_systemd_scenarios
 
 log = logging.getLogger("clusterstack.cluster")
 
@@ -120,7 +121,7 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
         try:
             spec = RootSpec(options.suite, options.mirror, tuple(options.extra_sources),
                             tuple(options.extra_keys), selection.packages,
-                            shell=options.shell)
+                            shell=options.shell, init=options.init)
             root = step("root", lambda: held.enter_context(
                 ensure_root(spec, options.cache_dir, runner)))
             if root is None:
@@ -128,8 +129,13 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
             report.root_build_s = round(root.seconds, 1)
             assert options.work_dir is not None  # set by ClusterOptions.__post_init__
             run_dir = _new_run_dir(options.work_dir)
-            cluster = Cluster(root.path, run_dir, options.nodes, runner, options.token_ms)
-            _run_scenarios(cluster, options, selection, report, step)
+            if options.init == "systemd":
+                cluster = SystemdCluster(root.path, run_dir, options.nodes, runner,
+                                         options.token_ms)
+                run_systemd_scenarios(cluster, options, selection.workload, report, step)
+            else:
+                cluster = Cluster(root.path, run_dir, options.nodes, runner, options.token_ms)
+                _run_scenarios(cluster, options, selection, report, step)
             report.ok = step.failures == 0
         finally:
             _finish(cluster, run_dir, report, out)

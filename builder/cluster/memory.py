@@ -39,6 +39,23 @@ def pids_in_namespaces(kind: str, inodes: set[str], root_prefix: str) -> list[in
     return found
 
 
+def pids_in_cgroup(directory: Path) -> list[int]:
+    """Every process in the cgroup `directory` and its descendants (cgroup v2 layout).
+
+    nspawn's containers pivot_root, so their processes' roots read "/" from here: the
+    systemd tier finds them by the cgroup each node was started in instead.
+    """
+    pids: list[int] = []
+    if not directory.is_dir():
+        return pids
+    for procs in directory.rglob("cgroup.procs"):
+        try:
+            pids += [int(p) for p in procs.read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
 class PeakSampler:
     """Samples a total (KiB) once per interval in a thread and keeps the peak.
 
@@ -83,3 +100,18 @@ class MemorySampler(PeakSampler):
 
     def extra_pids(self) -> list[int]:
         return pids_in_namespaces("pid", self.namespaces(), self.root_prefix)
+
+
+class CgroupMemorySampler(MemorySampler):
+    """MemorySampler plus every process in the cgroups that `cgroups` names."""
+
+    def __init__(self, namespaces: Callable[[], set[str]], root_prefix: str,
+                 cgroups: Callable[[], list[Path]], interval: float = 1.0) -> None:
+        super().__init__(namespaces, root_prefix, interval)
+        self.cgroups = cgroups
+
+    def extra_pids(self) -> list[int]:
+        pids = set(super().extra_pids())
+        for directory in self.cgroups():
+            pids.update(pids_in_cgroup(directory))
+        return sorted(pids)

@@ -36,12 +36,22 @@ class ClusterOptions:
     shell: str = "crmsh"
     # Pacemaker's stonith-action: "reboot" (its default) boots a fenced node again.
     fence_action: str = "reboot"
+    # "script": the harness's own PID 1 starts corosync and pacemaker from a config it
+    # writes; "systemd": each node boots systemd (systemd-nspawn), the packages' units
+    # start the daemons, and the bootstrap tool (`shell`) creates the cluster.
+    init: str = "script"
 
     def __post_init__(self) -> None:
         if not self.scenario.strip():
             raise ValueError("scenario must be short, full or NAME[,NAME]")
         if self.shell not in ("crmsh", "pcs"):
             raise ValueError("shell must be 'crmsh' or 'pcs'")
+        if self.init not in ("script", "systemd"):
+            raise ValueError(f"init must be 'script' or 'systemd', not {self.init!r}")
+        if self.init == "systemd" and self.scenario not in ("short", "full"):
+            # The named fault scenarios drive the script tier's nodes (faults.py).
+            raise ValueError("the systemd tier runs the short or full scenario only, "
+                             f"not {self.scenario!r}")
         if self.fence_action not in ("reboot", "off"):
             raise ValueError("fence_action must be 'reboot' or 'off'")
         if not 2 <= self.nodes <= 16:
@@ -75,6 +85,15 @@ class ScenarioResult:
 
 
 @dataclass
+class UnitFailure:
+    """A systemd unit that failed on a node, with what `systemctl status` and the journal said."""
+
+    node: str
+    unit: str
+    status: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ClusterReport:
     ok: bool = False
     nodes: int = 0
@@ -95,6 +114,13 @@ class ClusterReport:
     scenarios: list[ScenarioResult] = field(default_factory=list)  # in the order run
     error: str | None = None
     output_dir: str = ""
+    # The systemd tier (init="systemd"); empty or None on the script tier.
+    init: str = "script"
+    boot_s: dict[str, float] = field(default_factory=dict)  # node -> to multi-user
+    pss_node_mib: dict[str, float] = field(default_factory=dict)  # node -> PSS, service up
+    # Where the harness did for the archive what it should do itself (named, never silent).
+    workarounds: list[str] = field(default_factory=list)
+    unit_failures: list[UnitFailure] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -39,6 +39,9 @@ def table(report: ClusterReport) -> str:
         ("peak memory", "-" if report.peak_memory_mib is None
          else f"{report.peak_memory_mib:.0f} MiB"),
     ]
+    if report.init == "systemd":
+        rows[2:2] = [("init", "systemd (systemd-nspawn), bootstrap by " + report.stack_shell)]
+        rows += systemd_rows(report)
     return finish_table(rows, report)
 
 
@@ -54,6 +57,21 @@ def _scenario_rows(results: list[ScenarioResult]) -> list[tuple[str, str]]:
         if r.detail:
             value += f"  ({r.detail})"
         rows.append((f"scenario {r.name}", value))
+    return rows
+
+
+def systemd_rows(report: ClusterReport) -> list[tuple[str, str]]:
+    """Boot times, memory per node, workarounds and failed units of the systemd tier."""
+    rows = [
+        ("boot to multi-user", ", ".join(f"{n} {s:.1f} s" for n, s in report.boot_s.items())
+         or "-"),
+        ("PSS per node", ", ".join(f"{n} {m:.0f} MiB" for n, m in report.pss_node_mib.items())
+         or "-"),
+    ]
+    rows += [("workaround", w) for w in report.workarounds]
+    for failure in report.unit_failures:
+        rows.append((f"failed unit {failure.node}", failure.unit))
+        rows += [("", line) for line in failure.status]
     return rows
 
 

@@ -38,6 +38,15 @@ SHELLS = ("crmsh", "pcs")
 WORKLOAD = ["mariadb-server", "mariadb-client", "keepalived"]
 # pacemaker-cli-utils (crm_mon, stonith_admin) comes with crmsh but not with pcs.
 NODE_TOOLS = ["iproute2", "iputils-ping", "procps", "python3", "psmisc", "pacemaker-cli-utils"]
+INITS = ("script", "systemd")
+# The systemd tier boots the root as an administrator's machine: systemd as PID 1, both
+# bootstrap tools (pcs and crmsh: one root serves both), and ssh, which crmsh's
+# `crm cluster join` needs between the nodes.
+# csync2: `crm cluster init` fails without it ("Can't create csync2 key"); sudo: crmsh runs
+# its commands on the other nodes as `ssh root@NODE sudo -H -u root /bin/sh`. Neither is
+# a dependency of crmsh (ubuntu-cluster recommends them, but roots take no Recommends).
+SYSTEMD_NODE = ["systemd-sysv", "dbus", "openssh-server", "openssh-client", "crmsh", "pcs",
+                "csync2", "sudo"]
 
 SIGNED_BY = re.compile(r"signed-by=([^\s\]]+)")
 LOOPBACK_PORT = re.compile(r"(//(?:127\.\d+\.\d+\.\d+|localhost|\[::1\])):\d+")
@@ -77,10 +86,15 @@ class RootSpec:
     # The configuration shell. ubuntu-cluster depends on "crmsh | pcs": apt takes crmsh
     # unless pcs is asked for by name.
     shell: str = "crmsh"
+    # "script": the harness's own PID 1 (scripts/clusterstack-init); "systemd": the
+    # packages' units under systemd, booted by systemd-nspawn.
+    init: str = "script"
 
     def __post_init__(self) -> None:
         if self.shell not in SHELLS:
             raise ValueError(f"shell must be one of {', '.join(SHELLS)}, not {self.shell!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
 
     @property
     def packages(self) -> list[str]:
@@ -88,6 +102,8 @@ class RootSpec:
             stack = [*OUR_STACK, *(["pcs"] if self.shell == "pcs" else [])]
         else:
             stack = [*STOCK_STACK, self.shell]
+        if self.init == "systemd":
+            stack += SYSTEMD_NODE
         return sorted({*stack, *WORKLOAD, *NODE_TOOLS, *self.extra_packages})
 
     def key(self, release_digests: Sequence[str] = ()) -> str:

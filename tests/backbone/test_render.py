@@ -134,3 +134,31 @@ def test_template_error_names_file_and_line(tmp_path: Path,
     assert rc == 2
     assert f"{comp / 'debian/control.j2'}:4: template error" in err
     assert "no_such_variable" in err
+
+
+def test_trixie_nodes_start_no_cluster_before_the_bootstrap_tool(
+        rendered: tuple[str, Path]) -> None:
+    """A fresh node must not start Debian's example as a one-node cluster (pcs host
+    auth then writes no known-hosts), nor hang on sbd without a watchdog; pcsd runs
+    two workers.  What the systemd cluster tier would otherwise work around."""
+    name, work = rendered
+    if name != "trixie":
+        pytest.skip("corosync and pacemaker are rebuilt on trixie only")
+    corosync = tree(work, "corosync")
+    install = (corosync / "debian/corosync.install").read_text().split()
+    assert "etc/corosync/corosync.conf.example" in install
+    assert "etc/corosync/corosync.conf" not in install
+    assert "mv -v $(CONF).example $(CONF)" not in (corosync / "debian/rules").read_text()
+    unit = (corosync / "init/corosync.service.in").read_text()  # our patch, applied
+    assert "ConditionPathExists=@SYSCONFDIR@/corosync/corosync.conf" in unit
+    assert "No live corosync.conf" in (corosync / "debian/changelog").read_text()
+    pacemaker = tree(work, "pacemaker")
+    unit = (pacemaker / "daemons/pacemakerd/pacemaker.service.in").read_text()
+    assert "ConditionPathExists=/etc/corosync/corosync.conf" in unit
+    meta = tree(work, "ubuntu-cluster")
+    lines = (meta / "debian/ubuntu-cluster.install").read_text().splitlines()
+    for unit_name, setting in (("pcsd", "Environment=PCSD_WORKER_COUNT=2"),
+                               ("sbd", "ConditionPathExists=/dev/watchdog")):
+        dropin = f"{unit_name}.service.d/clusterstack.conf"
+        assert f"{dropin} usr/lib/systemd/system/{unit_name}.service.d/" in lines
+        assert setting in (meta / dropin).read_text().splitlines()
