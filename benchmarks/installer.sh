@@ -3,7 +3,8 @@
 # apt-cacher-ng cache (cold: everything the install needs comes from Debian's mirror),
 # then again with the cache of the first run (warm). Prints, per run: wall time, the
 # install's wall time, MiB apt-cacher-ng fetched from Debian, peak memory (PSS of the
-# harness, qemu and apt-cacher-ng), the bond fail-over time and the result; the same
+# harness, qemu and apt-cacher-ng), the bond fail-over time, the installed system's
+# package count and size, and the result; the same
 # figures are in $CLUSTERSTACK_OUT/PROFILE/installer/installer-report.json.
 # Needs root and a published repository (make archive). Its own cache folder, so the
 # user's cache is neither emptied nor used:
@@ -27,10 +28,13 @@ for run in cold warm; do
         .venv/bin/python - "$report" "$run" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
+print(f"  [{sys.argv[2]}] netboot image       {r['netboot']}")
 print(f"  [{sys.argv[2]}] install wall time   {r['install_s']} s")
 print(f"  [{sys.argv[2]}] downloaded          {r['downloaded_mib']} MiB")
 print(f"  [{sys.argv[2]}] peak memory         {r['peak_memory_mib']} MiB")
 print(f"  [{sys.argv[2]}] bond fail-over      {r['bond_failover_s']} s")
+print(f"  [{sys.argv[2]}] installed system    {r['installed_packages']} packages, "
+      f"{r['installed_mib']} MiB on /")
 print(f"  [{sys.argv[2]}] reached             {r['reached']}")
 print(f"  [{sys.argv[2]}] result              {'PASS' if r['ok'] else 'FAIL: ' + str(r['error'])}")
 PY

@@ -16,7 +16,7 @@ import lzma
 import re
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -76,6 +76,8 @@ class VerifiedRelease:
     inrelease_sha256: str
     by_hash: bool
     sha256: dict[str, tuple[str, int]]   # index path -> (sha256, size)
+    # the signed Release itself (InRelease without its signature)
+    text: str = field(default="", repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -163,7 +165,8 @@ class UpstreamArchive:
         if result.returncode not in (0, 2):
             # 2 = some signature by a key we do not hold; one VALIDSIG suffices.
             raise VerificationError(f"{what}: gpgv exit status {result.returncode}")
-        release = Release(signed.read_text(encoding="utf-8"))
+        text = signed.read_text(encoding="utf-8")
+        release = Release(text)
         if valid_until := release.get("Valid-Until"):
             parsed = email.utils.parsedate_tz(valid_until)
             if parsed and calendar.timegm(parsed[:9]) - (parsed[9] or 0) < time.time():
@@ -172,7 +175,8 @@ class UpstreamArchive:
         return VerifiedRelease(
             archive=archive, suite=suite,
             inrelease_sha256=hashlib.sha256(raw.read_bytes()).hexdigest(),
-            by_hash=release.get("Acquire-By-Hash", "no").lower() == "yes", sha256=sums)
+            by_hash=release.get("Acquire-By-Hash", "no").lower() == "yes", sha256=sums,
+            text=text)
 
     @cached_property
     def releases(self) -> list[VerifiedRelease]:

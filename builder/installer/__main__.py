@@ -2,8 +2,8 @@
 
 `clusterstack verify --installer` is the product command; this entry point
 adds what only diagnosis needs: --repo (any published folder) and
---no-mirror-check (boot the installer although the mirror's kernel udebs do
-not match, to see where it stops).
+--no-mirror-check (no installer view and no image choice: the signed index's
+newest netboot image on Debian's mirror as it is, to see where it stops).
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="trixie")
     p.add_argument("--out", type=Path, default=Path("out/installer"))
     p.add_argument("--no-mirror-check", action="store_true",
-                   help="boot even if the netboot kernel has no udebs on the mirror")
+                   help="no installer view: the newest netboot image on the mirror as it is")
     p.add_argument("--bond-probe", action="store_true",
                    help="when the install stalls: bond ens4+ens5 in the installer and time "
                    "the fail-over there")
     p.add_argument("--stall-grace", type=float, default=60.0)
     p.add_argument("--keep-disk", action="store_true")
+    p.add_argument("--installed-disk", type=Path,
+                   help="no install: boot this kept disk (an overlay over it) and check it")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ws = Workspace.create(None, args.out, None)
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                                cache_dir=ws.cache_dir / "installer",
                                check_mirror=not args.no_mirror_check,
                                stall_grace=args.stall_grace, keep_disk=args.keep_disk,
-                               bond_probe=args.bond_probe)
+                               bond_probe=args.bond_probe,
+                               installed_disk=args.installed_disk)
     try:
         report = run_installer(options, prof, upstream, ws.packaging_dir)
     except ClusterStackError as exc:

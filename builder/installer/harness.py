@@ -12,8 +12,10 @@ the initrd (initrd.py), debconf's stream watched for a stalled question
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import lzma
 import shutil
 import signal
 import time
@@ -33,7 +35,7 @@ from ..profile import Profile
 from ..publish import KEY_BASENAME
 from ..serve import serve
 from ..upstream import UpstreamArchive
-from . import checks, initrd, netboot, probe, qemu
+from . import checks, initrd, netboot, probe, qemu, view
 from .proxy import AptCacher
 from .shell import SerialShell
 from .watch import DebconfWatch
@@ -76,6 +78,8 @@ class InstallerOptions:
     check_mirror: bool = True     # False only to diagnose (python -m builder.installer)
     bond_probe: bool = False      # diagnosis: time the bond fail-over in the installer itself
     keep_disk: bool = False
+    # diagnosis: skip the install, boot this kept disk (through an overlay) and check it
+    installed_disk: Path | None = None
 
 
 @dataclass
@@ -83,6 +87,7 @@ class InstallerReport:
     ok: bool = False
     netboot: str = ""
     kernel: str = ""
+    installer_view: str = ""
     install_s: float | None = None     # boot to power-off of a finished install
     installer_ran_s: float | None = None  # boot until it finished, stalled or was stopped
     downloaded_mib: float | None = None
@@ -90,6 +95,8 @@ class InstallerReport:
     stalled_question: str = ""
     boot_s: float | None = None
     checks: dict[str, str] = field(default_factory=dict)
+    installed_packages: int | None = None
+    installed_mib: int | None = None
     bond_failover_s: float | None = None
     bond_lost_pings: int | None = None  # of the 20 ms pings across the cut
     peak_memory_mib: float | None = None
@@ -110,6 +117,7 @@ def table(report: InstallerReport) -> str:
     rows = [
         ("netboot image", report.netboot or "-"),
         ("installer kernel", report.kernel or "-"),
+        ("installer's udeb index", report.installer_view or "Debian's mirror as it is"),
         ("install wall time", _seconds(report.install_s)),
         ("installer ran", _seconds(report.installer_ran_s)),
         ("downloaded from Debian", "-" if report.downloaded_mib is None
@@ -117,6 +125,8 @@ def table(report: InstallerReport) -> str:
         ("installer reached", report.reached or "-"),
         *((("stalled on", report.stalled_question),) if report.stalled_question else ()),
         ("installed system boot", _seconds(report.boot_s)),
+        ("installed system", "-" if report.installed_packages is None else
+         f"{report.installed_packages} packages, {report.installed_mib} MiB used on /"),
         *((f"check {name}", state) for name, state in report.checks.items()),
         ("bond fail-over", "-" if report.bond_failover_s is None else
          f"{report.bond_failover_s:.3f} s ({report.bond_lost_pings} of the 20 ms pings lost)"),
@@ -160,8 +170,18 @@ def preseed_values(profile: Profile, plan: AddressPlan, bond_probe: bool = False
                         late_commands=(AUTOLOGIN,)))
 
 
+@dataclass
+class Prepared:
+    """What preflight found good: the image to boot and the installer's view."""
+
+    choice: netboot.Choice
+    preseed: str
+    index: view.IndexView | None      # None: Debian's mirror as it is (diagnosis)
+    release_text: str = ""
+
+
 def preflight(options: InstallerOptions, profile: Profile, upstream: UpstreamArchive,
-              packaging_dir: Path) -> tuple[netboot.Netboot, str]:
+              packaging_dir: Path) -> Prepared:
     """Every bad input, before anything is started: one clear error each."""
     repo = options.repo
     release = repo / "dists" / profile.suite / "InRelease"
@@ -177,12 +197,54 @@ def preflight(options: InstallerOptions, profile: Profile, upstream: UpstreamArc
     values = preseed_values(profile, AddressPlan(), options.bond_probe)
     values.check()
     text = render_preseed(packaging_dir, profile, values)
-    image = netboot.fetch_netboot(upstream, options.cache_dir)
-    if options.check_mirror:
-        abis, index = netboot.mirror_kernel_abis(upstream)
-        netboot.check_kernel_match(image.abi, abis, f"{netboot.NETBOOT_PACKAGE} {image.version}",
-                                   index)
-    return image, text
+    pins = netboot.load_pins()
+    fetcher = upstream.fetcher
+    options_ = netboot.candidates(upstream, pins.netboot)
+
+    def unpack(candidate: netboot.Candidate) -> netboot.Netboot:
+        return netboot.unpack(candidate, fetcher, options.cache_dir)
+
+    if not options.check_mirror:   # diagnosis: the newest image, the mirror unchanged
+        return Prepared(netboot.Choice(unpack(options_[0]), []), text, None)
+    signed = upstream.releases[0]
+    base = f"{signed.archive.uri}/dists/{signed.suite}"
+    served = fetcher.fetch_fresh(f"{base}/{netboot.UDEB_INDEX}.xz",
+                                 options.cache_dir / "view" / "mirror-Packages.xz")
+    try:
+        index_text = lzma.decompress(served.read_bytes()).decode("utf-8", "replace")
+    except lzma.LZMAError as exc:
+        raise netboot.InstallerInputError(
+            f"{base}/{netboot.UDEB_INDEX}.xz: not xz ({exc})") from exc
+    udebs = view.parse_index(index_text)
+    digest = hashlib.sha256(served.read_bytes()).hexdigest()[:16]
+    pool = view.PoolCheck(signed.archive.uri, options.cache_dir / "view" / f"pool-{digest}.json")
+    pinned = {p.package: p for p in pins.udebs}
+    log.info("installer view: checking %d udebs of %s in the pool", len(udebs), base)
+    pool.check([*udebs, *(view.substitute(u, pinned[u.package]) for u in udebs
+                          if u.package in pinned)])
+    choice = netboot.choose(options_, unpack, view.kernel_available(udebs, pool.present))
+    status = initrd.read_file(initrd.members(choice.image.initrd), "var/lib/dpkg/status",
+                              choice.image.initrd).decode("utf-8", "replace")
+    index = view.consistent_index(udebs, pool.present, view.installed_packages(status),
+                                  choice.image.abi, pins.udebs)
+    return Prepared(choice, text, index, signed.text)
+
+
+def installer_initrd(prepared: Prepared, signed: view.SignedView | None, bond_probe: bool,
+                     dest: Path) -> Path:
+    """The image's initrd plus the preseed and, with a view, the keyring that trusts it."""
+    image = prepared.choice.image
+    files = {"preseed.cfg": prepared.preseed.encode()}
+    if bond_probe:
+        files[probe.SCRIPT_PATH] = probe.SCRIPT.encode()
+    if signed is not None:
+        debian = initrd.read_file(initrd.members(image.initrd), initrd.DEBIAN_KEYRING,
+                                  image.initrd)
+        # debian-archive-keyring-udeb's postinst links archive.gpg to Debian's keyring
+        # only when there is none: this one is kept, and net-retriever and
+        # debootstrap check with it.
+        files[initrd.ARCHIVE_KEYRING] = debian + signed.public_key
+    return initrd.with_files(image.initrd, files, dest)
 
 
 class Run:
@@ -197,6 +259,19 @@ class Run:
         self.procs: list[Background] = []
         self.memory = Memory(self.procs)
         self.qemu: Background | None = None
+        self.front: view.MirrorFront | None = None
+
+    def start_view(self, prepared: Prepared, suite: str) -> view.SignedView | None:
+        """The installer's view of the mirror, signed for this run, served in front of
+        apt-cacher-ng; None (diagnosis) serves the mirror as it is."""
+        if prepared.index is None:
+            return None
+        signed = view.sign_view(self.run_dir / "view", suite, prepared.release_text,
+                                prepared.index.text(), self.runner)
+        self.front = view.MirrorFront(signed.directory, "/debian", self.proxy.port,
+                                      self.run_dir / "mirror-front.log")
+        self.front.start()
+        return signed
 
     def start_network(self) -> None:
         self.network.start()
@@ -216,11 +291,15 @@ class Run:
         for proc in self.procs:
             proc.stop(signal.SIGKILL, timeout=10)
         self.memory.stop()
+        if self.front is not None:
+            self.front.stop()
         self.proxy.stop()
         self.network.stop()
         left = [f"qemu (pid {p.pid})" for p in self.procs if p.running()]
         if self.proxy.running():
             left.append("apt-cacher-ng")
+        if self.front is not None and self.front.running():
+            left.append("the mirror front's thread")
         if self.network.alive():
             left.append(f"switch namespace holder (pid {self.network.pid})")
         return left
@@ -234,9 +313,18 @@ def run_installer(options: InstallerOptions, profile: Profile, upstream: Upstrea
     for stale in out.glob("installer-report.*"):
         stale.unlink()  # a bad input must not leave the last run's figures looking current
     report = InstallerReport(output_dir=str(out))
-    image, preseed_text = preflight(options, profile, upstream, packaging_dir)
-    report.netboot = f"{netboot.NETBOOT_PACKAGE} {image.version}"
+    if options.installed_disk is not None:
+        if not options.installed_disk.is_file():
+            raise netboot.InstallerInputError(f"{options.installed_disk}: no such disk image")
+        return _check_kept_disk(options, report)
+    prepared = preflight(options, profile, upstream, packaging_dir)
+    image = prepared.choice.image
+    report.netboot = prepared.choice.describe()
     report.kernel = image.abi
+    if prepared.index is not None:
+        report.installer_view = prepared.index.short()
+        (out / "installer-view.txt").write_text(
+            prepared.index.summary().replace("; ", "\n") + "\n")
     runner = Runner(log_path=out / "commands.log")
     step = _Steps(report)  # type: ignore[arg-type]  # uses .steps and .error only
     run: Run | None = None
@@ -251,10 +339,11 @@ def run_installer(options: InstallerOptions, profile: Profile, upstream: Upstrea
                 run.procs.append(run.proxy.proc)
             repo_url = held.enter_context(serve(options.repo))
             repo_port = int(repo_url.rsplit(":", 1)[1])
-            (out / "cluster-node.preseed").write_text(preseed_text)
+            (out / "cluster-node.preseed").write_text(prepared.preseed)
+            signed = step("installer view", lambda: run.start_view(prepared, profile.suite))
             disk = run_dir / "node1.qcow2"
-            started = step("install", lambda: _install(run, options, image, preseed_text,
-                                                       repo_port, disk, report, out))
+            started = step("install", lambda: _install(
+                run, options, prepared, signed, repo_port, disk, report, out))
             if started is not None:
                 report.install_s = round(started, 1)
             if not step.failed:
@@ -282,16 +371,50 @@ def run_installer(options: InstallerOptions, profile: Profile, upstream: Upstrea
     return report
 
 
-def _install(run: Run, options: InstallerOptions, image: netboot.Netboot, preseed_text: str,
-             repo_port: int, disk: Path, report: InstallerReport, out: Path) -> float:
+def _check_kept_disk(options: InstallerOptions, report: InstallerReport) -> InstallerReport:
+    """Boot a disk an earlier run kept (an overlay over it, so it stays as installed)
+    and run the installed-system checks."""
+    out = options.output_dir
+    runner = Runner(log_path=out / "commands.log")
+    step = _Steps(report)  # type: ignore[arg-type]  # uses .steps and .error only
+    run: Run | None = None
+    with _signals_interrupt():
+        try:
+            run = Run(_new_run_dir(options.cache_dir / "runs"), runner, options.cache_dir)
+            step("network", run.start_network)
+            run.memory.start()
+            disk = run.run_dir / "node1.qcow2"
+            kept = options.installed_disk
+            step("overlay", lambda: runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b",
+                                                 kept, "-F", "qcow2", disk]))
+            step("boot installed", lambda: _boot_installed(run, options, disk, report, out))
+            report.ok = not step.failed
+        finally:
+            with _uninterruptible():
+                if run is not None:
+                    run.memory.sample()
+                    left = run.teardown()
+                    report.peak_memory_mib = round(run.memory.peak_kib / 1024, 1)
+                    for log_file in run.run_dir.glob("*.log"):
+                        shutil.copy(log_file, out / log_file.name)
+                    shutil.rmtree(run.run_dir, ignore_errors=True)
+                    report.steps["teardown"] = "failed: " + "; ".join(left) if left else "ok"
+                    report.ok = report.ok and not left
+                write_report(report, out)
+    return report
+
+
+def _install(run: Run, options: InstallerOptions, prepared: Prepared,
+             signed: view.SignedView | None, repo_port: int, disk: Path, report: InstallerReport,
+             out: Path) -> float:
     """The installer from boot to its power-off; seconds. A stall raises, naming the question."""
-    files = {"preseed.cfg": preseed_text.encode()}
-    if options.bond_probe:
-        files[probe.SCRIPT_PATH] = probe.SCRIPT.encode()
-    ird = initrd.with_files(image.initrd, files, run.run_dir / "initrd-preseed.gz")
+    image = prepared.choice.image
+    ird = installer_initrd(prepared, signed, options.bond_probe,
+                           run.run_dir / "initrd-preseed.gz")
     run.runner.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, f"{options.disk_gib}G"])
     console, syslog = run.run_dir / "installer-console.log", run.run_dir / "installer-syslog.log"
-    forwards = [qemu.Forward(qemu.MIRROR_ADDRESS, 3142, run.proxy.port),
+    mirror_port = run.front.port if run.front is not None else run.proxy.port
+    forwards = [qemu.Forward(qemu.MIRROR_ADDRESS, 3142, mirror_port),
                 qemu.Forward(qemu.REPO_ADDRESS, 80, repo_port)]
     argv = [*qemu.base_argv("installer", options.memory_mib, disk, run.run_dir / "monitor.sock"),
             "-kernel", str(image.kernel), "-initrd", str(ird),
@@ -342,6 +465,15 @@ def _install(run: Run, options: InstallerOptions, image: netboot.Netboot, presee
     return seconds
 
 
+def expected(options: InstallerOptions, run: Run) -> checks.Expected:
+    keys = tuple(hashlib.sha256(path.read_bytes()).hexdigest()
+                 for path in (options.repo / f"{KEY_BASENAME}.gpg",
+                              options.repo / f"{KEY_BASENAME}.asc") if path.is_file())
+    return checks.Expected(repo_host=qemu.REPO_ADDRESS, key_sha256=keys,
+                           bond_address=f"{run.plan.prefix}.{GUEST_BOND_HOST}/24",
+                           bond_mode="active-backup", slaves=qemu.BOND_NICS)
+
+
 def _boot_installed(run: Run, options: InstallerOptions, disk: Path, report: InstallerReport,
                     out: Path) -> None:
     console_sock = run.run_dir / "console.sock"
@@ -355,7 +487,7 @@ def _boot_installed(run: Run, options: InstallerOptions, disk: Path, report: Ins
     shell = SerialShell(console_sock, out / "installed-shell.log")
     try:
         report.boot_s = round(shell.wait_prompt(options.boot_timeout), 1)
-        found = checks.run_checks(shell, run, monitor, report, out)
+        found = checks.run_checks(shell, run, monitor, report, out, expected(options, run))
         if not found:
             raise ClusterStackError("failed checks: " + ", ".join(
                 k for k, v in report.checks.items() if v != "ok"))

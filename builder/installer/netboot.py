@@ -1,10 +1,13 @@
-"""trixie's netboot installer, fetched through the signed chain, and its kernel check.
+"""trixie's netboot installer: which image, fetched and checked, and its kernel.
 
 The netboot initrd carries only the modules it needs to reach the network; the
 rest (ext4, virtio-blk, ...) anna downloads as kernel-module udebs from the
-mirror, and only those built for the very kernel it runs. A netboot image one
-kernel upload ahead of (or behind) the mirror's udebs fails after the first
-questions, so the match is checked before anything is booted.
+mirror, and only those built for the very kernel it runs. An image one kernel
+upload ahead of (or behind) the mirror's udebs fails after the first
+questions, so the image is chosen before anything boots: the signed index's
+newest first, then the images pinned in data/pins.yaml (older uploads still
+in the pool, no longer in any signed index, so their sha256 is pinned here and
+verified on download), the first whose kernel's udebs the mirror really holds.
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ from __future__ import annotations
 import re
 import shutil
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import datafile
 from ..command import Runner
-from ..errors import ClusterStackError, VerificationError
-from ..upstream import UpstreamArchive, VerifiedRelease
+from ..errors import ClusterStackError
+from ..fetch import Fetcher
+from ..upstream import UpstreamArchive
 
 NETBOOT_PACKAGE = "debian-installer-13-netboot-amd64"
 IMAGE_DIR = "usr/lib/debian-installer/images/13/amd64/text/debian-installer/amd64"
 UDEB_INDEX = "main/debian-installer/binary-amd64/Packages"
 KERNEL_UDEB = re.compile(r"^Package: kernel-image-(\S+)-di$", re.M)
+PINS_FILE = Path(__file__).parent / "data" / "pins.yaml"
 
 
 class InstallerInputError(ClusterStackError):
@@ -47,15 +54,34 @@ def udeb_kernel_abis(packages_text: str) -> list[str]:
     return sorted(set(KERNEL_UDEB.findall(packages_text)))
 
 
-def check_kernel_match(netboot_abi: str, mirror_abis: list[str], netboot: str,
-                       index: str) -> None:
-    if netboot_abi in mirror_abis:
-        return
-    have = ", ".join(mirror_abis) or "none"
-    raise InstallerInputError(
-        f"{netboot}: the netboot kernel is {netboot_abi}, but the mirror's {index} has "
-        f"kernel udebs for {have} only; the installer would find no kernel modules "
-        "(ext4, virtio-blk) for its kernel")
+@dataclass(frozen=True)
+class NetbootPin:
+    version: str
+    filename: str
+    sha256: str
+    size: int
+    kernel: str
+
+
+@dataclass(frozen=True)
+class UdebPin:
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Pins:
+    netboot: list[NetbootPin]
+    udebs: list[UdebPin]
+
+
+def load_pins(path: Path = PINS_FILE) -> Pins:
+    data = datafile.load(path, "installer-pins")
+    return Pins(netboot=[NetbootPin(**e) for e in data.get("netboot", [])],
+                udebs=[UdebPin(**e) for e in data.get("udebs", [])])
 
 
 @dataclass(frozen=True)
@@ -65,23 +91,85 @@ class Netboot:
     initrd: Path
     abi: str
     deb: Path
+    pinned: bool = False        # from pins.yaml, not from the signed index
 
 
-def fetch_netboot(upstream: UpstreamArchive, cache_dir: Path) -> Netboot:
-    """The newest netboot package of the profile's suites, unpacked once per checksum."""
+@dataclass(frozen=True)
+class Candidate:
+    """One netboot image that could be booted: from the signed index, or pinned."""
+
+    version: str
+    url: str
+    sha256: str
+    size: int
+    abi: str = ""               # known in advance for a pin; read from the image otherwise
+    pinned: bool = False
+
+
+def candidates(upstream: UpstreamArchive, pins: list[NetbootPin]) -> list[Candidate]:
+    """The signed index's newest image first, then the pinned ones in their order."""
+    found: list[Candidate] = []
     versions = upstream.binary_versions(NETBOOT_PACKAGE)
-    if not versions:
-        raise InstallerInputError(f"{upstream.suites_label()}: no {NETBOOT_PACKAGE} package")
-    pkg = upstream.binary(NETBOOT_PACKAGE, versions[-1])
-    if pkg is None:  # binary_versions() listed it
-        raise InstallerInputError(f"{NETBOOT_PACKAGE} {versions[-1]}: not in the index")
-    deb = upstream.fetcher.fetch_verified(pkg.url, pkg.sha256, pkg.size)
-    target = cache_dir / "netboot" / pkg.sha256[:16]
+    if versions and (pkg := upstream.binary(NETBOOT_PACKAGE, versions[-1])) is not None:
+        found.append(Candidate(pkg.version, pkg.url, pkg.sha256, pkg.size))
+    base = upstream.releases[0].archive.uri
+    found += [Candidate(p.version, f"{base}/{p.filename}", p.sha256, p.size, p.kernel, True)
+              for p in pins if all(c.version != p.version for c in found)]
+    if not found:
+        raise InstallerInputError(f"{upstream.suites_label()}: no {NETBOOT_PACKAGE} package, "
+                                  f"and none pinned in {PINS_FILE}")
+    return found
+
+
+def unpack(candidate: Candidate, fetcher: Fetcher, cache_dir: Path) -> Netboot:
+    """One candidate's kernel and initrd, unpacked once per checksum (the .deb is
+    checked against the index's or the pin's sha256 on download)."""
+    deb = fetcher.fetch_verified(candidate.url, candidate.sha256, candidate.size)
+    target = cache_dir / "netboot" / candidate.sha256[:16]
     kernel, initrd = target / "linux", target / "initrd.gz"
     if not (kernel.is_file() and initrd.is_file()):
         _unpack(deb, target, Runner())
-    abi = bzimage_release(kernel.read_bytes(), f"{pkg.deb_name}: {IMAGE_DIR}/linux")
-    return Netboot(pkg.version, kernel, initrd, abi, deb)
+    what = f"{NETBOOT_PACKAGE} {candidate.version}: {IMAGE_DIR}/linux"
+    abi = bzimage_release(kernel.read_bytes(), what)
+    if candidate.abi and abi != candidate.abi:
+        raise InstallerInputError(f"{what}: the kernel is {abi}, but {PINS_FILE} says "
+                                  f"{candidate.abi}")
+    return Netboot(candidate.version, kernel, initrd, abi, deb, candidate.pinned)
+
+
+@dataclass(frozen=True)
+class Choice:
+    image: Netboot
+    skipped: list[str]          # why each image tried before it was not taken
+
+    def describe(self) -> str:
+        how = "pinned" if self.image.pinned else "the signed index's newest"
+        text = f"{NETBOOT_PACKAGE} {self.image.version} ({how}, kernel {self.image.abi})"
+        return text + ("; skipped " + "; ".join(self.skipped) if self.skipped else "")
+
+
+def choose(options: list[Candidate], unpacker: Callable[[Candidate], Netboot],
+           has_kernel: Callable[[str], str | None]) -> Choice:
+    """The first image whose kernel the mirror has udebs for.
+
+    `has_kernel(abi)` is None when the mirror's installer index lists that
+    kernel's udebs and its pool holds them, else why not. A pin names its
+    kernel, so an image that cannot match is not even downloaded.
+    """
+    skipped: list[str] = []
+    for candidate in options:
+        if candidate.abi and (why := has_kernel(candidate.abi)) is not None:
+            skipped.append(f"{candidate.version} (kernel {candidate.abi}: {why})")
+            continue
+        image = unpacker(candidate)
+        if (why := has_kernel(image.abi)) is not None:
+            skipped.append(f"{candidate.version} (kernel {image.abi}: {why})")
+            continue
+        return Choice(image, skipped)
+    raise InstallerInputError(
+        f"no {NETBOOT_PACKAGE} image whose kernel the mirror has udebs for: "
+        + "; ".join(skipped) + " (the installer would find no kernel modules, e.g. ext4 "
+        f"or virtio-blk, for its kernel; pin a matching image in {PINS_FILE})")
 
 
 def _unpack(deb: Path, target: Path, runner: Runner) -> None:
@@ -102,16 +190,3 @@ def _unpack(deb: Path, target: Path, runner: Runner) -> None:
     tar.unlink()
     shutil.rmtree(target, ignore_errors=True)
     tmp.replace(target)
-
-
-def mirror_kernel_abis(upstream: UpstreamArchive) -> tuple[list[str], str]:
-    """The mirror's kernel udeb ABIs from its debian-installer index, through the chain."""
-    release: VerifiedRelease = upstream.releases[0]
-    where = f"{release.archive.uri}/dists/{release.suite}/{UDEB_INDEX}"
-    try:
-        text = upstream.index_text(release, UDEB_INDEX)
-    except VerificationError as exc:
-        raise VerificationError(
-            f"{where}: the mirror's installer index does not match its signed Release, "
-            f"so the installer itself would refuse it ({exc})") from exc
-    return udeb_kernel_abis(text), where

@@ -11,7 +11,7 @@ import pytest
 
 from builder import profile
 from builder.cluster.config import AddressPlan
-from builder.errors import ClusterStackError
+from builder.errors import ClusterStackError, InputError
 from builder.installer import checks, initrd, netboot, proxy, qemu
 from builder.installer.harness import preseed_values
 from builder.installer.watch import DebconfWatch
@@ -55,20 +55,79 @@ def test_the_mirrors_kernel_udebs_are_listed() -> None:
     assert netboot.udeb_kernel_abis(UDEBS) == ["6.12.107+deb13-amd64", "6.12.94+deb13-amd64"]
 
 
-def test_a_matching_kernel_passes() -> None:
-    netboot.check_kernel_match("6.12.94+deb13-amd64", netboot.udeb_kernel_abis(UDEBS), "nb", "ix")
+def candidate(version: str, abi: str = "", pinned: bool = False) -> netboot.Candidate:
+    return netboot.Candidate(version, f"http://mirror/{version}.deb", "0" * 64, 1, abi, pinned)
 
 
-def test_a_netboot_kernel_the_mirror_has_no_udebs_for_is_named() -> None:
-    # what this build host's mirror offers (2026-12-01): netboot 6.12.117, udebs 107 and 94
+def image(c: netboot.Candidate, abi: str) -> netboot.Netboot:
+    return netboot.Netboot(c.version, Path("linux"), Path("initrd.gz"), abi, Path("x.deb"),
+                           c.pinned)
+
+
+def test_the_newest_image_whose_kernel_the_mirror_serves_is_chosen() -> None:
+    # this build host's mirror (2026-12-02): the index's u8 runs 6.12.117, no udebs for it;
+    # the pinned u7 names 6.12.107 (listed, not in the pool), the pinned u6 6.12.94 (there)
+    reasons = {"6.12.117+deb13-amd64": "not listed", "6.12.107+deb13-amd64": "not in the pool"}
+    unpacked: list[str] = []
+
+    def unpack(c: netboot.Candidate) -> netboot.Netboot:
+        unpacked.append(c.version)
+        return image(c, c.abi or "6.12.117+deb13-amd64")
+
+    choice = netboot.choose([candidate("u8"), candidate("u7", "6.12.107+deb13-amd64", True),
+                             candidate("u6", "6.12.94+deb13-amd64", True)],
+                            unpack, reasons.get)
+    assert choice.image.version == "u6" and choice.image.pinned
+    assert unpacked == ["u8", "u6"]   # a pin whose kernel cannot match is not downloaded
+    text = choice.describe()
+    assert "u6 (pinned, kernel 6.12.94+deb13-amd64)" in text
+    assert "u8 (kernel 6.12.117+deb13-amd64: not listed)" in text
+    assert "u7 (kernel 6.12.107+deb13-amd64: not in the pool)" in text
+
+
+def test_the_index_image_is_taken_when_its_kernel_matches() -> None:
+    choice = netboot.choose([candidate("u8"), candidate("u6", "6.12.94+deb13-amd64", True)],
+                            lambda c: image(c, "6.12.117+deb13-amd64"), lambda abi: None)
+    assert choice.image.version == "u8" and not choice.skipped
+    assert "the signed index's newest" in choice.describe()
+
+
+def test_no_image_matching_the_mirror_is_one_clear_error() -> None:
     with pytest.raises(netboot.InstallerInputError) as err:
-        netboot.check_kernel_match("6.12.117+deb13-amd64", netboot.udeb_kernel_abis(UDEBS),
-                                   "debian-installer-13-netboot-amd64 20250803+deb13u8",
-                                   "dists/trixie/main/debian-installer/binary-amd64/Packages")
+        netboot.choose([candidate("20250803+deb13u8")],
+                       lambda c: image(c, "6.12.117+deb13-amd64"),
+                       lambda abi: "the installer index lists kernel udebs for 6.12.94")
     assert err.value.exit_code == 2
-    text = str(err.value)
-    assert "6.12.117+deb13-amd64" in text and "6.12.107+deb13-amd64, 6.12.94" in text
-    assert "debian-installer-13-netboot-amd64 20250803+deb13u8" in text
+    assert "20250803+deb13u8 (kernel 6.12.117+deb13-amd64: the installer index lists" in str(
+        err.value)
+    assert "pins.yaml" in str(err.value)
+
+
+def test_a_pin_whose_image_has_another_kernel_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "netboot" / ("0" * 16)
+    target.mkdir(parents=True)
+    (target / "linux").write_bytes(bzimage("6.12.117+deb13-amd64"))
+    (target / "initrd.gz").write_bytes(b"")
+
+    class Cached:
+        def fetch_verified(self, url: str, sha256: str, size: int | None = None) -> Path:
+            return tmp_path / "x.deb"
+
+    with pytest.raises(netboot.InstallerInputError, match=r"the kernel is 6\.12\.117.*pins\.yaml "
+                       r"says 6\.12\.94"):
+        netboot.unpack(candidate("u6", "6.12.94+deb13-amd64", True), Cached(),  # type: ignore[arg-type]
+                       tmp_path)
+
+
+def test_the_shipped_pins_load(tmp_path: Path) -> None:
+    pins = netboot.load_pins()
+    assert pins.netboot and all(len(p.sha256) == 64 for p in pins.netboot)
+    assert {p.package for p in pins.udebs} >= {"e2fsprogs-udeb"}
+    bad = tmp_path / "pins.yaml"
+    bad.write_text("netboot:\n  - version: x\n    filename: pool/x.deb\n    sha256: nothex\n"
+                   "    size: 1\n    kernel: k\n")
+    with pytest.raises(InputError, match=r"pins\.yaml:4"):
+        netboot.load_pins(bad)
 
 
 def test_preseed_in_the_initrd_is_a_newc_member(tmp_path: Path) -> None:
@@ -287,3 +346,56 @@ def test_serial_shell_runs_commands_between_markers(tmp_path: Path) -> None:
         server.close()
         thread.join(timeout=5)
     assert "automatic login" in (tmp_path / "transcript.log").read_text()
+
+
+POLICY = """ubuntu-cluster:
+  Installed: 1.0+cs1
+  Candidate: 1.0+cs1
+  Version table:
+ *** 1.0+cs1 500
+        500 http://10.0.2.101 trixie/main amd64 Packages
+        100 /var/lib/dpkg/status
+pacemaker:
+  Installed: 3.0.0-2
+  Candidate: 3.0.0-2+cs1
+  Version table:
+     3.0.0-2+cs1 500
+        500 http://10.0.2.101 trixie/main amd64 Packages
+ *** 3.0.0-2 500
+        500 http://10.0.2.100:3142/debian trixie/main amd64 Packages
+        100 /var/lib/dpkg/status
+corosync:
+  Installed: (none)
+  Candidate: 3.1.9-2+cs1
+  Version table:
+     3.1.9-2+cs1 500
+        500 http://10.0.2.101 trixie/main amd64 Packages
+"""
+
+
+def test_the_installed_version_must_come_from_our_repository() -> None:
+    # pacemaker from Debian although ours is offered, corosync not installed: both not ours
+    assert checks.installed_from(POLICY, "10.0.2.101") == {
+        "ubuntu-cluster": True, "pacemaker": False, "corosync": False}
+
+
+def test_the_bond_stanza_the_preseed_writes_is_read_back() -> None:
+    text = ("auto lo\niface lo inet loopback\n\nauto bond0\niface bond0 inet static\n"
+            "    address 192.0.2.10/24\n    gateway 192.0.2.254\n    bond-slaves ens4 ens5\n"
+            "    bond-mode active-backup\n    bond-miimon 100\n    bond-primary ens4\n")
+    assert checks.interfaces_bond(text) == {
+        "address": "192.0.2.10/24", "gateway": "192.0.2.254", "bond-slaves": "ens4 ens5",
+        "bond-mode": "active-backup", "bond-miimon": "100", "bond-primary": "ens4"}
+    assert checks.interfaces_bond("auto ens3\niface ens3 inet dhcp\n") == {}
+
+
+def test_a_kept_disk_that_does_not_exist_is_refused_before_anything_starts(
+        tmp_path: Path) -> None:
+    from builder.installer.harness import InstallerOptions, run_installer
+    options = InstallerOptions(repo=tmp_path, output_dir=tmp_path / "out",
+                               cache_dir=tmp_path / "cache",
+                               installed_disk=tmp_path / "node1.qcow2")
+    with pytest.raises(netboot.InstallerInputError, match=r"node1\.qcow2: no such disk image"):
+        run_installer(options, profile.load(ROOT, "trixie"), None,  # type: ignore[arg-type]
+                      ROOT / "packaging")
+    assert not (tmp_path / "cache" / "runs").exists()
