@@ -177,8 +177,14 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
             # it in the mode that reads only debian-tasks.desc.
             root.run(["apt-get", "install", "-y", "tasksel"])
             data = _installed_version(root, "tasksel-data") or "none"
-            out = root.run(["tasksel", "--list-tasks"],
-                           env={"DEBIAN_TASKS_ONLY": "1"}).stdout
+            listed = root.run(["tasksel", "--list-tasks"], env={"DEBIAN_TASKS_ONLY": "1"})
+            out = listed.stdout
+            # tasksel skips a line it cannot parse with only a warning; the
+            # installer's task list must parse cleanly.
+            warnings = [ln for ln in (listed.stdout + listed.stderr_tail).splitlines()
+                        if "parse error" in ln]
+            require(not warnings, f"tasksel warns about debian-tasks.desc: {warnings[0]}"
+                    if warnings else "")
             wanted = f"{NODE_SEED}\t{seed.description}"
             line = next((ln for ln in out.splitlines() if ln[2:] == wanted), None)
             require(line, f"DEBIAN_TASKS_ONLY=1 tasksel --list-tasks has no '{wanted}' "
