@@ -302,16 +302,13 @@ class SystemdCluster(Cluster):
     def start_daemons(self) -> float:
         return time.monotonic()  # the units start them; the bootstrap tool starts the cluster
 
-    def power_off(self, node: Node) -> None:
-        node.kill()
-        self.switch.unplug(node.port)
-
     def power_on(self, node: Node) -> None:
         """Boot a powered-off node again from its own disk; its enabled units start."""
         if node.alive():
             return
         self.switch.unplug(node.port)
-        assert isinstance(node, SystemdNode)
+        if not isinstance(node, SystemdNode):
+            raise TypeError(f"{node.name}: not a node of the systemd tier")
         self._boot_systemd(node)
 
     def node_pss_mib(self) -> dict[str, float]:
