@@ -50,6 +50,24 @@ def harness_leftovers(runs: Path) -> list[str]:
     return left
 
 
+def terminate_when(harness: Background, marker: str, out: Path, tmp_path: Path) -> dict:
+    """SIGTERM the harness once its commands.log shows `marker`; nothing may be left.
+
+    Returns the report it wrote on the way out.
+    """
+    commands = out / "commands.log"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and harness.running():
+        if commands.exists() and marker in commands.read_text():
+            break
+        time.sleep(0.2)
+    assert harness.running(), (tmp_path / "harness.log").read_text()
+    status = harness.stop(signal.SIGTERM, timeout=120)
+    assert status != 0
+    assert harness_leftovers(tmp_path / "runs") == []
+    return json.loads((out / "cluster-report.json").read_text())
+
+
 def assert_passed(report, nodes: int) -> None:
     assert report.ok, f"{report.error}: {report.steps}"
     assert report.nodes_up == nodes
@@ -109,18 +127,8 @@ def test_sigterm_mid_run_tears_everything_down(tmp_path):
         f"cache_dir={str(CACHE)!r}, work_dir={str(tmp_path / 'runs')!r}))\n"
     )
     harness = Background([sys.executable, "-c", script], tmp_path / "harness.log")
-    commands = out / "commands.log"
-    deadline = time.monotonic() + 600
     # Interrupt once the cluster is up and being configured: the worst moment to stop.
-    while time.monotonic() < deadline and harness.running():
-        if commands.exists() and "crm configure load" in commands.read_text():
-            break
-        time.sleep(0.2)
-    assert harness.running(), (tmp_path / "harness.log").read_text()
-    status = harness.stop(signal.SIGTERM, timeout=120)
-    assert status != 0
-    assert harness_leftovers(tmp_path / "runs") == []
-    report = json.loads((out / "cluster-report.json").read_text())
+    report = terminate_when(harness, "crm configure load", out, tmp_path)
     assert report["ok"] is False
     assert report["steps"]["teardown"] == "ok"
     assert "interrupted" in report["error"]
@@ -189,17 +197,7 @@ def test_sigterm_mid_partition_tears_everything_down(tmp_path):
                           "--nodes", "3", "--output", str(out), "--cache-dir", str(CACHE),
                           "--work-dir", str(tmp_path / "runs")],
                          tmp_path / "harness.log")
-    commands = out / "commands.log"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and harness.running():
-        if commands.exists() and "iptables -w -A OUTPUT" in commands.read_text():
-            break
-        time.sleep(0.2)
-    assert harness.running(), (tmp_path / "harness.log").read_text()
-    status = harness.stop(signal.SIGTERM, timeout=120)
-    assert status != 0
-    assert harness_leftovers(tmp_path / "runs") == []
-    report = json.loads((out / "cluster-report.json").read_text())
+    report = terminate_when(harness, "iptables -w -A OUTPUT", out, tmp_path)
     assert report["steps"]["teardown"] == "ok"
     assert report["steps"]["network partition 2|1"].startswith("interrupted")
 
