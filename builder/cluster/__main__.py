@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 from .faults import SCENARIOS, SelectionError, select
-from .harness import Interrupted, run_cluster
+from .harness import run_cluster
 from .options import DEFAULT_CACHE, DEFAULT_MIRROR, ClusterOptions, ClusterReport
 from .report import repeat_table, summarize, table, write_repeat
+from .steps import Interrupted
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,64 +15,10 @@ from . import report as report_mod
 from .cluster import Cluster
 from .options import ClusterOptions, ClusterReport, ScenarioResult
 from .rootfs import RootSpec, ensure_root
+from .steps import Steps, new_run_dir, signals_interrupt, uninterruptible
 from .systemd import SystemdCluster, run_systemd_scenarios
 
 log = logging.getLogger("clusterstack.cluster")
-
-
-class Interrupted(BaseException):
-    """SIGTERM/SIGHUP, handled like Ctrl-C: tear down, then stop."""
-
-
-@contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise Interrupted(f"signal {signum}")
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-class _Steps:
-    """Runs named steps in order; after the first failure the rest are skipped."""
-
-    def __init__(self, report: ClusterReport) -> None:
-        self.report = report
-        self.failed = False
-        self.failures = 0  # also those before a resume()
-
-    def resume(self) -> None:
-        """Run the next steps again (a fault scenario failed, the cluster is recovering)."""
-        self.failed = False
-
-    def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
-        if self.failed:
-            self.report.steps[name] = "skipped"
-            return None
-        log.info("cluster step: %s", name)
-        try:
-            value = fn()
-        except BaseException as exc:
-            self.failed = True
-            self.failures += 1
-            if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: record, then stop
-                self.report.steps[name] = f"interrupted ({type(exc).__name__})"
-                self.report.error = f"{name}: interrupted"
-                raise
-            self.report.steps[name] = f"failed: {exc}"
-            self.report.error = self.report.error or f"{name}: {exc}"
-            log.error("cluster step %s failed: %s", name, exc)
-            return None
-        self.report.steps[name] = "ok"
-        return value
 
 
 def record_teardown(report: Any, leftovers: list[str], controller: Any, memory: Any) -> None:
@@ -114,10 +55,10 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
     runner = Runner(log_path=out / "commands.log")
     workload = selection.workload
     report = ClusterReport(nodes=options.nodes, output_dir=str(out), workload=workload)
-    step = _Steps(report)
+    step = Steps(report)
     cluster: Cluster | None = None
     run_dir: Path | None = None
-    with _signals_interrupt(), ExitStack() as held:
+    with signals_interrupt(), ExitStack() as held:
         try:
             spec = RootSpec(options.suite, options.mirror, tuple(options.extra_sources),
                             tuple(options.extra_keys), selection.packages,
@@ -128,7 +69,7 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
                 return report
             report.root_build_s = round(root.seconds, 1)
             assert options.work_dir is not None  # set by ClusterOptions.__post_init__
-            run_dir = _new_run_dir(options.work_dir)
+            run_dir = new_run_dir(options.work_dir)
             if options.init == "systemd":
                 cluster = SystemdCluster(root.path, run_dir, options.nodes, runner,
                                          options.token_ms)
@@ -142,32 +83,8 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
     return report
 
 
-def _new_run_dir(runs: Path) -> Path:
-    """A scratch directory for this run's overlays, after removing those of dead runs.
-
-    A harness killed by SIGKILL takes its nodes with it (see process.py) but
-    cannot delete its upper layers; the next run does.
-    """
-    runs.mkdir(parents=True, exist_ok=True)
-    for old in runs.glob("cluster-*"):
-        try:
-            owner = int((old / "owner.pid").read_text())
-            os.kill(owner, 0)
-            continue  # still running
-        except ProcessLookupError:
-            pass
-        except (OSError, ValueError):
-            if time.time() - old.stat().st_mtime < 3600:
-                continue  # being created right now, or unknown: leave it a while
-        log.info("removing the scratch directory of a dead run: %s", old)
-        shutil.rmtree(old, ignore_errors=True)
-    run_dir = Path(tempfile.mkdtemp(prefix="cluster-", dir=runs))
-    (run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
-    return run_dir
-
-
 def _run_scenarios(cluster: Cluster, options: ClusterOptions, selection: faults.Selection,
-                   report: ClusterReport, step: _Steps) -> None:
+                   report: ClusterReport, step: Steps) -> None:
     timeout = options.step_timeout
     workload = selection.workload
     report.stack_shell = step("stack shell", lambda: scenarios.stack_shell(cluster)) or ""
@@ -220,24 +137,9 @@ def _record(report: ClusterReport, scenario: faults.Scenario,
         report.vrrp_failover_s = seconds
 
 
-@contextmanager
-def _uninterruptible() -> Iterator[None]:
-    """A second Ctrl-C must not cut the teardown short and leave nodes running."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.signal(s, signal.SIG_IGN)
-           for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def _finish(cluster: Cluster | None, run_dir: Path | None, report: ClusterReport,
             out: Path) -> None:
-    with _uninterruptible():
+    with uninterruptible():
         _teardown(cluster, run_dir, report, out)
 
 

@@ -36,7 +36,7 @@ CGROUP_HIERARCHIES = ("systemd", "unified")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 BOOT_TIMEOUT = 180.0
 STATUS_LINES = 15
-# harness._Steps: runs a named step, None once one has failed.
+# steps.Steps: runs a named step, None once one has failed.
 Step = Callable[[str, Callable[[], Any]], Any]
 
 
@@ -441,7 +441,7 @@ def disable_unit_everywhere(cluster: SystemdCluster, unit: str) -> None:
 
 def run_systemd_scenarios(cluster: SystemdCluster, options: ClusterOptions, workload: str,
                           report: ClusterReport, step: Step) -> None:
-    """The systemd tier's steps, in order; `step` runs each (harness._Steps)."""
+    """The systemd tier's steps, in order; `step` runs each (steps.Steps)."""
     timeout = options.step_timeout
     report.init = "systemd"
     report.stack_shell = options.shell

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..cluster.harness import Interrupted
+from ..cluster.steps import Interrupted
 from ..command import Runner
 from ..errors import ClusterStackError
 from ..fetch import Fetcher

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..cluster.harness import Interrupted
+from ..cluster.steps import Interrupted
 from ..command import Runner
 from ..errors import ClusterStackError
 from ..fetch import Fetcher

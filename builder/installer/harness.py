@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..cluster.config import AddressPlan
-from ..cluster.harness import _new_run_dir, _signals_interrupt, _Steps, _uninterruptible
 from ..cluster.memory import PeakSampler
 from ..cluster.report import finish_table
+from ..cluster.steps import Steps, new_run_dir, signals_interrupt, uninterruptible
 from ..cluster.vm.network import VmNetwork, tap_name
 from ..command import Background, Runner
 from ..errors import ClusterStackError
@@ -326,11 +326,11 @@ def run_installer(options: InstallerOptions, profile: Profile, upstream: Upstrea
         (out / "installer-view.txt").write_text(
             prepared.index.summary().replace("; ", "\n") + "\n")
     runner = Runner(log_path=out / "commands.log")
-    step = _Steps(report)  # type: ignore[arg-type]  # uses .steps and .error only
+    step = Steps(report)
     run: Run | None = None
-    with _signals_interrupt(), contextlib.ExitStack() as held:
+    with signals_interrupt(), contextlib.ExitStack() as held:
         try:
-            run_dir = _new_run_dir(options.cache_dir / "runs")
+            run_dir = new_run_dir(options.cache_dir / "runs")
             run = Run(run_dir, runner, options.cache_dir)
             step("network", run.start_network)
             step("apt-cacher-ng", run.proxy.start)
@@ -350,7 +350,7 @@ def run_installer(options: InstallerOptions, profile: Profile, upstream: Upstrea
                 step("boot installed", lambda: _boot_installed(run, options, disk, report, out))
             report.ok = not step.failed
         finally:
-            with _uninterruptible():
+            with uninterruptible():
                 if run is not None:
                     run.memory.sample()
                     if run.proxy.proc is not None:
@@ -376,11 +376,11 @@ def _check_kept_disk(options: InstallerOptions, report: InstallerReport) -> Inst
     and run the installed-system checks."""
     out = options.output_dir
     runner = Runner(log_path=out / "commands.log")
-    step = _Steps(report)  # type: ignore[arg-type]  # uses .steps and .error only
+    step = Steps(report)
     run: Run | None = None
-    with _signals_interrupt():
+    with signals_interrupt():
         try:
-            run = Run(_new_run_dir(options.cache_dir / "runs"), runner, options.cache_dir)
+            run = Run(new_run_dir(options.cache_dir / "runs"), runner, options.cache_dir)
             step("network", run.start_network)
             run.memory.start()
             disk = run.run_dir / "node1.qcow2"
@@ -390,7 +390,7 @@ def _check_kept_disk(options: InstallerOptions, report: InstallerReport) -> Inst
             step("boot installed", lambda: _boot_installed(run, options, disk, report, out))
             report.ok = not step.failed
         finally:
-            with _uninterruptible():
+            with uninterruptible():
                 if run is not None:
                     run.memory.sample()
                     left = run.teardown()

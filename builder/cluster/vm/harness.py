@@ -19,18 +19,12 @@ from typing import Any
 from ...command import Runner
 from ..config import AddressPlan, node_name
 from ..fencing import FenceController, FenceTarget
-from ..harness import (
-    _new_run_dir,
-    _signals_interrupt,
-    _Steps,
-    _uninterruptible,
-    record_teardown,
-    remove_run_dir,
-)
+from ..harness import record_teardown, remove_run_dir
 from ..memory import PeakSampler
 from ..options import DEFAULT_CACHE, DEFAULT_MIRROR, FenceEvent
 from ..report import finish_table
 from ..scenarios import ScenarioError
+from ..steps import Steps, new_run_dir, signals_interrupt, uninterruptible
 from . import scenario
 from .guest import Guest, GuestSpec, mac_address, make_disks
 from .image import GUEST_INIT_PATH, Image, ensure_image, vm_root_spec
@@ -247,12 +241,12 @@ def run_vm_cluster(options: VmOptions) -> VmReport:
     out.mkdir(parents=True, exist_ok=True)
     runner = Runner(log_path=out / "commands.log")
     report = VmReport(output_dir=str(out))
-    step = _Steps(report)  # type: ignore[arg-type]  # uses .steps and .error only
+    step = Steps(report)
     cluster: VmCluster | None = None
     run_dir: Path | None = None
     plan = AddressPlan()
     timeout = options.step_timeout
-    with _signals_interrupt(), contextlib.ExitStack() as held:
+    with signals_interrupt(), contextlib.ExitStack() as held:
         try:
             spec = vm_root_spec(options.suite, options.mirror, options.extra_sources,
                                 options.extra_keys)
@@ -262,7 +256,7 @@ def run_vm_cluster(options: VmOptions) -> VmReport:
                 return report
             report.image_build_s = round(image.seconds, 1)
             assert options.work_dir is not None  # set by __post_init__
-            run_dir = _new_run_dir(options.work_dir)
+            run_dir = new_run_dir(options.work_dir)
             accel = options.accel
             if accel == "auto":
                 accel = "kvm" if probe_kvm(image, runner, run_dir) else "tcg"
@@ -306,7 +300,7 @@ def run_vm_cluster(options: VmOptions) -> VmReport:
                 report.fence_reregistration_s = round(again, 1)
             report.ok = not step.failed
         finally:
-            with _uninterruptible():
+            with uninterruptible():
                 _teardown(cluster, run_dir, report, out)
     return report
 
