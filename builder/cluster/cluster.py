@@ -17,7 +17,7 @@ from . import config
 from .fencing import FenceController, FenceTarget, agent_path
 from .memory import MemorySampler, pids_in_namespaces
 from .netns import Switch
-from .node import Node
+from .node import Node, NodeError
 
 log = logging.getLogger("clusterstack.cluster")
 
@@ -133,7 +133,8 @@ class Cluster:
 
     def _boot_node(self, node: Node) -> None:
         node.boot()
-        assert node.init_pid is not None
+        if node.init_pid is None:
+            raise NodeError(f"{node.name}: booted, but its init has no pid")
         self._remember_namespaces(node.init_pid, ("pid", "net", "mnt", "uts", "ipc"))
         self.switch.plug(node.port, node.init_pid, node.address)
         self.macs[node.name] = node.root_path("/sys/class/net/eth0/address").read_text().strip()

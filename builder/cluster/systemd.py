@@ -94,7 +94,8 @@ class SystemdNode(Node):
 
     def _wait_for_systemd(self, timeout: float = 30) -> int:
         """The host pid of the container's PID 1: a descendant whose pid there is 1."""
-        assert self.proc is not None
+        if self.proc is None:
+            raise NodeError(f"{self.name}: systemd-nspawn was not started")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.proc.running():
@@ -277,7 +278,8 @@ class SystemdCluster(Cluster):
         self.switch.plug(node.port, holder, node.address)
         self.macs[node.name] = _read_mac(self, holder)
         node.boot()
-        assert node.init_pid is not None
+        if node.init_pid is None:
+            raise NodeError(f"{node.name}: booted, but its init has no pid")
         self._remember_namespaces(node.init_pid, ("pid", "mnt", "uts", "ipc"))
 
     def _wait_all_running(self, nodes: list[SystemdNode]) -> dict[str, str]:
