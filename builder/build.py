@@ -111,9 +111,13 @@ class Builder:
             e.strategy.intent(e.ctx)   # e.g. a package that no archive has
             if e.builds and e.tree is None:
                 e.render(self.progress)   # e.g. a patch that does not apply
+        needs = {n: entries[n].build_depends for n in stale if entries[n].builds}
+        if not needs:
+            # Nothing to build: the base archive's names (all of Packages) are
+            # not read, which a no-op build would otherwise spend most of its time on.
+            return
         ours = {b for e in entries.values() for b in e.binaries}
-        lost = graph.missing({n: entries[n].build_depends for n in stale if entries[n].builds},
-                             ours, self.contexts.upstream.provided)
+        lost = graph.missing(needs, ours, self.contexts.upstream.provided)
         if lost:
             raise ClusterStackError("unknown build-dependencies (in no archive and built by no "
                                     "component):\n" + "\n".join(

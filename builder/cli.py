@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, artifacts, digest, pipeline, report, signing
+from . import __version__, artifacts, digest, pipeline, report
 from . import backend as backends
 from .analysis import Contexts, analyse, render_trees
 from .build import Builder, BuildFailed
@@ -22,11 +22,9 @@ from .lock import exclusive
 from .outcome import Outcome, Status
 from .plan import as_json, format_plan, make_plan
 from .progress import Progress
-from .publish import publish
 from .stack import Stack
 from .strategy import STRATEGIES
 from .upstart import cli as upstart_cli
-from .verify import VerifyFailed, format_table, verify
 from .workspace import Workspace
 
 log = logging.getLogger("clusterstack")
@@ -293,6 +291,10 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
 
 
 def _cmd_publish(s: Session) -> int:
+    # publish, signing and verify are imported by the commands that use them:
+    # `plan` and a no-op `build` must start quickly (issue 19).
+    from . import signing
+    from .publish import publish
     signer = signing.load(s.workspace.keyring_dir, s.log_runner("_publish"),
                           require_env=bool(os.environ.get("CLUSTERSTACK_REQUIRE_SIGNING_KEY")))
     pub = publish(s.stack, signer, s.log_runner("_publish"), s.progress)
@@ -302,6 +304,7 @@ def _cmd_publish(s: Session) -> int:
 
 
 def _cmd_verify(s: Session) -> int:
+    from .verify import VerifyFailed, format_table, verify
     if s.args.installer:
         from .installer import cli as installer_cli
         return installer_cli.run(s.stack, s.fetcher, s.progress)

@@ -65,12 +65,12 @@ def available(stack_dir: Path) -> list[str]:
     return sorted(p.stem for p in profile_dir(stack_dir).glob("*.yaml"))
 
 
-def load(stack_dir: Path, name: str) -> Profile:
+def load(stack_dir: Path, name: str, checked: datafile.Checked | None = None) -> Profile:
     path = profile_dir(stack_dir) / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(available(stack_dir)) or "none"
         raise InputError(path, f"no such profile '{name}' (known: {known})")
-    data = datafile.load(path, "profile")
+    data = datafile.load(path, "profile", checked)
     if data["name"] != name:
         raise InputError(path, f"name '{data['name']}' does not match the file name", key="name")
     tasks = data["tasks"]

@@ -53,9 +53,10 @@ def located_error(path: Path, lines: dict[str, int], message: str, key: str) -> 
     return InputError(path, message, line=line, key=key)
 
 
-def load(directory: Path, profile: str | None = None) -> Recipe:
+def load(directory: Path, profile: str | None = None,
+         checked: datafile.Checked | None = None) -> Recipe:
     path = directory / RECIPE_FILE
-    data = datafile.load(path, "recipe")
+    data = datafile.load(path, "recipe", checked)
     override = data.pop("overrides", {}).get(profile, {})
     if override:
         data.update(override)
@@ -91,12 +92,13 @@ def load(directory: Path, profile: str | None = None) -> Recipe:
     )
 
 
-def load_all(packaging_dir: Path, profile: str | None = None) -> list[Recipe]:
+def load_all(packaging_dir: Path, profile: str | None = None,
+             checked: datafile.Checked | None = None) -> list[Recipe]:
     recipes = []
     for directory in sorted(p for p in packaging_dir.iterdir() if p.is_dir()):
         if directory.name in NOT_COMPONENTS or directory.name.startswith("."):
             continue
         if not (directory / RECIPE_FILE).is_file():
             raise InputError(directory / RECIPE_FILE, "component folder has no recipe")
-        recipes.append(load(directory, profile))
+        recipes.append(load(directory, profile, checked))
     return recipes

@@ -12,13 +12,15 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import jinja2
-from debian.changelog import Changelog
-from debian.deb822 import Deb822, PkgRelation
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+
+# jinja2 and python-debian are imported where they are used: a no-op plan or
+# build renders nothing and reads no control file, and their imports alone
+# were a fifth of its time.
+if TYPE_CHECKING:
+    from debian.changelog import Changelog
 
 MAINTAINER = "ClusterStack Builders <builders@clusterstack.invalid>"
 # The date of changelogs we write from scratch.  Fixed, so that the same
@@ -39,6 +41,11 @@ class ControlInfo:
     architectures: tuple[str, ...]
 
 
+def _changelog(text: str | None = None) -> Changelog:
+    from debian.changelog import Changelog
+    return Changelog(text)
+
+
 def _template_line(exc: BaseException, template: Path) -> int | None:
     if getattr(exc, "lineno", None):
         return exc.lineno
@@ -52,6 +59,7 @@ def _template_line(exc: BaseException, template: Path) -> int | None:
 
 
 def render_file(template: Path, context: dict[str, Any]) -> str:
+    import jinja2
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template.parent)),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
@@ -86,7 +94,7 @@ def render_tree(template_dir: Path, dest: Path, context: dict[str, Any]) -> None
 
 def write_changelog(debian_dir: Path, source: str, version: str, distribution: str,
                     changes: list[str], when: float, maintainer: str = MAINTAINER) -> None:
-    log = Changelog()
+    log = _changelog()
     log.new_block(
         package=source, version=version, distributions=distribution, urgency="medium",
         author=maintainer, date=email.utils.formatdate(when, usegmt=False),
@@ -96,6 +104,7 @@ def write_changelog(debian_dir: Path, source: str, version: str, distribution: s
 
 
 def read_control(debian_dir: Path) -> ControlInfo:
+    from debian.deb822 import Deb822, PkgRelation
     path = debian_dir / "control"
     try:
         paras = list(Deb822.iter_paragraphs(path.read_text(encoding="utf-8")))
@@ -128,7 +137,7 @@ def prepend_changelog(debian_dir: Path, version: str, distribution: str,
     reproducible) and never older than what it follows.
     """
     path = debian_dir / "changelog"
-    log = Changelog(path.read_text(encoding="utf-8"))
+    log = _changelog(path.read_text(encoding="utf-8"))
     previous = email.utils.parsedate_to_datetime(log.date).timestamp()
     log.new_block(
         package=log.package, version=version, distributions=distribution, urgency="medium",
@@ -141,6 +150,7 @@ def prepend_changelog(debian_dir: Path, version: str, distribution: str,
 def edit_control(debian_dir: Path, *, add_build_depends: list[str],
                  drop_build_depends: list[str], drop_binaries: list[str]) -> None:
     """Our control delta, applied with python-debian rather than by text edits."""
+    from debian.deb822 import Deb822, PkgRelation
     path = debian_dir / "control"
     paras = list(Deb822.iter_paragraphs(path.read_text(encoding="utf-8")))
     src = paras[0]
@@ -155,14 +165,14 @@ def edit_control(debian_dir: Path, *, add_build_depends: list[str],
 
 
 def changelog_version(debian_dir: Path) -> str:
-    return str(Changelog((debian_dir / "changelog").read_text(encoding="utf-8")).version)
+    return str(_changelog((debian_dir / "changelog").read_text(encoding="utf-8")).version)
 
 
 def restamp_changelog(debian_dir: Path, version: str, change: str) -> None:
     """Give the top changelog entry another version, saying why in the entry:
     the tree is rendered before its cache key (and so its version) is known."""
     path = debian_dir / "changelog"
-    log = Changelog(path.read_text(encoding="utf-8"))
+    log = _changelog(path.read_text(encoding="utf-8"))
     log.version = version
     log.add_change(f"  * {change}")
     path.write_text(str(log), encoding="utf-8")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from . import profile as profiles
 from . import recipe as recipes
+from .datafile import Checked
 from .errors import ClusterStackError
 from .profile import Profile
 from .recipe import Recipe
@@ -28,8 +29,9 @@ class Stack:
              strategies: list[str] | None = None) -> Stack:
         """`imported`: components to take as Debian's binaries for this run instead
         of building them (a quick run; their state is kept apart by its own key)."""
-        profile = profiles.load(workspace.stack_dir, profile_name)
-        everything = [r for r in recipes.load_all(workspace.packaging_dir, profile.name)
+        checked = Checked(workspace.cache_dir / "checked")
+        profile = profiles.load(workspace.stack_dir, profile_name, checked)
+        everything = [r for r in recipes.load_all(workspace.packaging_dir, profile.name, checked)
                       if r.applies_to(profile.name)]
         for name in imported or []:
             match = [r for r in everything if r.name == name]

@@ -13,14 +13,19 @@ import email.utils
 import hashlib
 import json
 import lzma
+import os
 import re
+import sqlite3
+import threading
 import time
-from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from debian.deb822 import Release
 from debian.debian_support import Version
 
 from .command import CommandError, Runner
@@ -85,7 +90,42 @@ class VerifiedRelease:
 
 
 # Bump when the parsed-index format changes, so old memos are not read.
-MEMO_FORMAT = "v2"
+# v3: an SQLite table per index, looked up by name instead of read whole (a
+# plan reads a few entries; loading all of Packages and Sources took seconds).
+MEMO_FORMAT = "v3"
+
+
+def release_fields(text: str) -> dict[str, str]:
+    """The fields of a Release file (lower-cased names; continuation lines kept,
+    one per line).  Parsed here rather than with python-debian, whose import
+    alone costs more than a no-op plan may take."""
+    fields: dict[str, str] = {}
+    name = ""
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break          # a Release has one paragraph
+            continue
+        if line[0] in " \t":
+            if name:
+                fields[name] += "\n" + line.strip()
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            name = key.strip().lower()
+            fields[name] = value.strip()
+    return fields
+
+
+def release_sha256(fields: dict[str, str]) -> dict[str, tuple[str, int]]:
+    """Index path -> (sha256, size), from a Release's SHA256 field."""
+    sums = {}
+    for line in fields.get("sha256", "").splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            sha, size, name = parts
+            sums[name] = (sha, int(size))
+    return sums
 
 
 def check_gpgv_status(status: str, what: str) -> None:
@@ -137,6 +177,22 @@ def _parse_sources(text: str, base_uri: str, suite: str) -> list[SourcePackage]:
     return out
 
 
+@dataclass(frozen=True)
+class _Table:
+    """How one kind of index is parsed and memoised."""
+
+    cls: type
+    parse: Callable[[str, str, str], list[Any]]
+    columns: tuple[str, ...]        # the fields entries are looked up by
+    bases: Callable[[str, tuple[str, ...]], list[str]]   # (component, archs) -> index paths
+
+
+PACKAGES = _Table(BinaryPackage, _parse_packages, ("package", "version", "source"),
+                  lambda component, archs: [f"{component}/binary-{a}/Packages" for a in archs])
+SOURCES = _Table(SourcePackage, _parse_sources, ("package", "version"),
+                 lambda component, archs: [f"{component}/source/Sources"])
+
+
 class UpstreamArchive:
     """The profile's base archive: every configured suite, verified."""
 
@@ -145,6 +201,10 @@ class UpstreamArchive:
         self.fetcher = fetcher
         self.runner = runner
         self.state_dir = state_dir
+        # The memos known to exist in this run (one archive object per run),
+        # and a lock: the builds of one run look entries up from threads.
+        self._memos: set[Path] = set()
+        self._memo_lock = threading.Lock()
 
     def _verify_inrelease(self, archive: Archive, suite: str) -> VerifiedRelease:
         url = f"{archive.uri}/dists/{suite}/InRelease"
@@ -166,21 +226,26 @@ class UpstreamArchive:
             # 2 = some signature by a key we do not hold; one VALIDSIG suffices.
             raise VerificationError(f"{what}: gpgv exit status {result.returncode}")
         text = signed.read_text(encoding="utf-8")
-        release = Release(text)
-        if valid_until := release.get("Valid-Until"):
+        release = release_fields(text)
+        if valid_until := release.get("valid-until"):
             parsed = email.utils.parsedate_tz(valid_until)
             if parsed and calendar.timegm(parsed[:9]) - (parsed[9] or 0) < time.time():
                 raise VerificationError(f"{what}: Release expired on {valid_until}")
-        sums = {e["name"]: (e["sha256"], int(e["size"])) for e in release.get("SHA256", [])}
         return VerifiedRelease(
             archive=archive, suite=suite,
             inrelease_sha256=hashlib.sha256(raw.read_bytes()).hexdigest(),
-            by_hash=release.get("Acquire-By-Hash", "no").lower() == "yes", sha256=sums,
-            text=text)
+            by_hash=release.get("acquire-by-hash", "no").lower() == "yes",
+            sha256=release_sha256(release), text=text)
 
     @cached_property
     def releases(self) -> list[VerifiedRelease]:
-        return [self._verify_inrelease(a, s) for a in self.profile.archives for s in a.suites]
+        """Every suite's Release, fetched and checked anew in each run.
+
+        The suites are fetched side by side: each is a round trip to the
+        mirror and a gpgv, and a no-op plan waits for all of them."""
+        suites = [(a, s) for a in self.profile.archives for s in a.suites]
+        with ThreadPoolExecutor(max_workers=max(1, len(suites))) as pool:
+            return list(pool.map(lambda pair: self._verify_inrelease(*pair), suites))
 
     def fingerprint(self) -> str:
         """Changes exactly when any suite's signed Release changes."""
@@ -211,63 +276,78 @@ class UpstreamArchive:
                 raise
         return self._index(replace(rel, by_hash=False), base)
 
-    def _memo(self, rel: VerifiedRelease, base: str, parse, cls):
-        """Parsed index entries, memoised by the index checksum (indices are big)."""
+    def _memo(self, rel: VerifiedRelease, table: _Table, base: str) -> Path:
+        """The memo of one index (an SQLite file named by the index checksum),
+        made from the verified index the first time it is asked for."""
         sha = rel.sha256.get(base + ".xz", rel.sha256.get(base, ("none", 0)))[0]
-        memo = self.fetcher.cache_dir / "indices" / f"{sha}.{MEMO_FORMAT}.json"
-        if memo.is_file():
-            return [cls(**d) for d in json.loads(memo.read_text())]
-        entries = parse(self._index(rel, base), rel.archive.uri, rel.suite)
+        memo = self.fetcher.cache_dir / "indices" / f"{sha}.{MEMO_FORMAT}.sqlite"
+        if memo in self._memos:
+            return memo
+        with self._memo_lock:
+            if not memo.is_file():
+                self._write_memo(memo, table, self._index(rel, base), rel)
+            self._memos.add(memo)
+        return memo
+
+    def _write_memo(self, memo: Path, table: _Table, text: str, rel: VerifiedRelease) -> None:
+        entries = table.parse(text, rel.archive.uri, rel.suite)
         memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(".tmp")
-        tmp.write_text(json.dumps([asdict(e) for e in entries]))
-        tmp.replace(memo)
-        return entries
+        # Written aside and renamed: a reader never sees half a memo.
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            with closing(sqlite3.connect(tmp)) as db:
+                cols = ", ".join(table.columns)
+                db.execute(f"CREATE TABLE entries (seq INTEGER PRIMARY KEY, {cols}, data TEXT)")
+                for col in table.columns:
+                    db.execute(f"CREATE INDEX by_{col} ON entries ({col})")
+                db.executemany(
+                    f"INSERT INTO entries ({cols}, data) VALUES "
+                    f"({', '.join('?' * (len(table.columns) + 1))})",
+                    ([*(getattr(e, c) for c in table.columns), json.dumps(asdict(e))]
+                     for e in entries))
+                db.commit()
+            os.replace(tmp, memo)
+        finally:
+            tmp.unlink(missing_ok=True)
 
-    def _packages_of(self, rel: VerifiedRelease, component: str, arch: str
-                     ) -> list[BinaryPackage]:
-        return self._memo(rel, f"{component}/binary-{arch}/Packages", _parse_packages,
-                          BinaryPackage)
-
-    def sources_of(self, rel: VerifiedRelease, component: str) -> list[SourcePackage]:
-        return self._memo(rel, f"{component}/source/Sources", _parse_sources, SourcePackage)
+    def _lookup(self, table: _Table, where: str = "", args: tuple[str, ...] = ()
+                ) -> Iterator[Any]:
+        """Entries of every configured index of this kind, in the order of the
+        suites, then of the index; `where` is an SQL condition on its columns."""
+        for rel in self.releases:
+            for component in rel.archive.components:
+                for base in table.bases(component, self.profile.architectures):
+                    memo = self._memo(rel, table, base)
+                    # immutable: a memo is named by its content and never changes.
+                    with closing(sqlite3.connect(f"file:{memo}?mode=ro&immutable=1",
+                                                 uri=True)) as db:
+                        rows = db.execute(f"SELECT data FROM entries "
+                                          f"{'WHERE ' + where if where else ''} ORDER BY seq",
+                                          args).fetchall()
+                    yield from (table.cls(**json.loads(row[0])) for row in rows)
 
     def source_package(self, name: str, version: str) -> SourcePackage | None:
         """The source package `name` at exactly `version`, from any suite."""
-        for rel in self.releases:
-            for component in rel.archive.components:
-                for src in self.sources_of(rel, component):
-                    if src.package == name and src.version == version:
-                        return src
-        return None
+        return next(self._lookup(SOURCES, "package = ? AND version = ?", (name, version)),
+                    None)
 
     def source_versions(self, name: str) -> list[str]:
-        return sorted({s.version for rel in self.releases for c in rel.archive.components
-                       for s in self.sources_of(rel, c) if s.package == name}, key=Version)
+        return sorted({s.version for s in self._lookup(SOURCES, "package = ?", (name,))},
+                      key=Version)
 
     @cached_property
     def provided(self) -> set[str]:
         """Every binary package name, real or virtual, the base archive offers."""
         names: set[str] = set()
-        for pkgs in self.by_source.values():
-            for p in pkgs:
-                names.add(p.package)
-                names.update(x.split()[0] for x in p.provides.split(",") if x.strip())
+        for p in self._lookup(PACKAGES):
+            names.add(p.package)
+            names.update(x.split()[0] for x in p.provides.split(",") if x.strip())
         return names
-
-    @cached_property
-    def by_source(self) -> dict[str, list[BinaryPackage]]:
-        table: dict[str, list[BinaryPackage]] = defaultdict(list)
-        for rel in self.releases:
-            for component in rel.archive.components:
-                for arch in self.profile.architectures:
-                    for pkg in self._packages_of(rel, component, arch):
-                        table[pkg.source].append(pkg)
-        return table
 
     def binaries_of_source(self, source: str) -> list[BinaryPackage]:
         """The newest version of each binary built from `source`."""
-        candidates = self.by_source.get(source, [])
+        candidates = list(self._lookup(PACKAGES, "source = ?", (source,)))
         if not candidates:
             return []
         newest_src = max(Version(p.source_version) for p in candidates)
@@ -282,15 +362,12 @@ class UpstreamArchive:
 
     def binary(self, package: str, version: str) -> BinaryPackage | None:
         """One binary package of this architecture (or all) at exactly `version`."""
-        for pkgs in self.by_source.values():
-            for p in pkgs:
-                if p.package == package and p.version == version:
-                    return p
-        return None
+        return next(self._lookup(PACKAGES, "package = ? AND version = ?", (package, version)),
+                    None)
 
     def binary_versions(self, package: str) -> list[str]:
-        return sorted({p.version for pkgs in self.by_source.values() for p in pkgs
-                       if p.package == package}, key=Version)
+        return sorted({p.version for p in self._lookup(PACKAGES, "package = ?", (package,))},
+                      key=Version)
 
     def suites_label(self) -> str:
         return ", ".join(r.label for r in self.releases)

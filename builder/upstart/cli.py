@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..command import Runner
-from .debfiles import read_deb
-from .lint import ERROR, WARNING, Finding, lint_file
-from .render import UPSTART_DIR, JobProfile, render_all, write
+
+# The linter and the renderer (jinja2) are imported when a command runs: the
+# main CLI builds this parser on every call, `plan` and `build` included.
+if TYPE_CHECKING:
+    from .lint import Finding
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +34,8 @@ def configure_render_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", required=True, choices=["systemd", "upstart", "sysvinit"])
     parser.add_argument("--runlevel-stop", default="[016]")
     parser.add_argument("--deb", action="append", default=[], type=Path, metavar="DEB")
-    parser.add_argument("--upstart-dir", type=Path, default=UPSTART_DIR)
+    parser.add_argument("--upstart-dir", type=Path,
+                        help="the job templates (default: the project's upstart/)")
     parser.add_argument("--werror", action="store_true")
     parser.add_argument("dest", type=Path, help="root to write etc/init and etc/default under")
 
@@ -44,6 +48,7 @@ def configure_subcommands(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(findings: list[Finding], werror: bool) -> int:
+    from .lint import ERROR, WARNING
     for f in findings:
         print(f, file=sys.stderr)
     bad = [f for f in findings if f.severity == ERROR or (werror and f.severity == WARNING)]
@@ -51,6 +56,9 @@ def _report(findings: list[Finding], werror: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .debfiles import read_deb
+    from .lint import lint_file
+    from .render import UPSTART_DIR, JobProfile, render_all, write
     runner = Runner()
     debs = [read_deb(d, runner) for d in args.deb]
     if args.upstart_command == "lint":
@@ -59,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
             findings += lint_file(path, debs=debs, runner=runner)
         return _report(findings, args.werror)
     profile = JobProfile(args.profile, args.init, args.runlevel_stop)
-    rendered = render_all(profile, args.upstart_dir, debs={d.package: d for d in debs},
-                          runner=runner)
+    rendered = render_all(profile, args.upstart_dir or UPSTART_DIR,
+                          debs={d.package: d for d in debs}, runner=runner)
     findings = [f for r in rendered for f in r.findings]
     status = _report(findings, args.werror)
     if status:

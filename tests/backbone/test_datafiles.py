@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from builder import profile, recipe
+from builder import datafile, profile, recipe
 from builder.cli import main
 from builder.errors import InputError
 
@@ -104,3 +104,25 @@ def test_strategy_section_is_typed(tmp_path: Path) -> None:
     assert (r.spec.version, r.spec.upstream_version, r.spec.upstream.suffix) == \
         ("1.0-1", "1.0", ".tar.xz")
     assert r.source_name == "demo"
+
+
+def test_a_passed_check_is_remembered_and_a_changed_file_checked_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked = datafile.Checked(tmp_path / "checked")
+    d = write(tmp_path, GOOD)
+    recipe.load(d, checked=checked)
+    assert len(list((tmp_path / "checked").iterdir())) == 1
+    # Known to pass: not validated again (the schema check is what a no-op
+    # plan skips), in this run or the next.
+    def no_check(*args: object) -> None:
+        raise AssertionError("validated a file known to pass")
+
+    with monkeypatch.context() as m:
+        m.setattr(datafile, "_validate", no_check)
+        recipe.load(d, checked=datafile.Checked(tmp_path / "checked"))
+    # A changed file is checked again, and one that fails is never remembered.
+    (d / "recipe.yaml").write_text(GOOD + "colour: blue\n")
+    for _ in range(2):
+        with pytest.raises(InputError, match="unknown key"):
+            recipe.load(d, checked=datafile.Checked(tmp_path / "checked"))
+    assert len(list((tmp_path / "checked").iterdir())) == 1
