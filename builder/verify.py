@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import rootfs, seeds, validity
-from .command import CommandError, Runner
+from .cluster.steps import StepRunner
+from .command import Runner
 from .errors import ClusterStackError
 from .progress import Progress
 from .publish import KEY_BASENAME
@@ -115,6 +116,145 @@ def format_table(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
+class Checks(StepRunner):
+    """verify's steps (cluster.steps' runner): each one a row of the table, as it ran.
+
+    None is skipped by the runner: `verify` says which run after a failure, and a
+    check not run has no row.
+    """
+
+    skip_after_failure = False
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+        self.rows: list[Check] = []
+
+    def started(self, name: str) -> None:
+        self.progress.say("verify", "check", name)
+
+    def ended(self, name: str, value: Any, exc: BaseException | None, seconds: float) -> None:
+        if exc is None:
+            detail = value
+        elif isinstance(exc, ClusterStackError):
+            detail = (str(exc).strip().splitlines() or [""])[-1][:200]
+        else:  # a broken step still gets its table row
+            detail = f"{type(exc).__name__}: {exc}"[:200]
+        self.rows.append(Check(name, exc is None, detail, seconds))
+
+
+@dataclass
+class Target:
+    """The fresh root verify installs into, and what its checks need."""
+
+    stack: Stack
+    runner: Runner
+    progress: Progress
+    work: Path
+    apt_cache: Path | None
+    repo: Path
+    seed: seeds.Seed
+    url: str = ""  # our repository, served while the checks run
+
+    def __post_init__(self) -> None:
+        self.root = rootfs.Root(self.work / "root", self.runner)
+        self.run_cache = self.work / "apt-archives"
+        self.ours = cached_names(self.repo)
+
+    def fresh_root(self) -> str:
+        # No tasksel: the installer's pkgsel installs it, from every source
+        # the target has by then (ours included).
+        prof, root = self.stack.profile, self.root
+        tarball = rootfs.create_tarball(prof, self.work / "root.tar", self.runner)
+        rootfs.unpack(tarball, root.path, self.runner)
+        tarball.unlink()
+        root.forbid_service_starts()
+        if self.apt_cache:
+            share_cache(self.apt_cache, self.run_cache, self.ours, into_run=True)
+            root.binds.append((self.run_cache, "/var/cache/apt/archives"))
+            # The cache folder belongs to the host; let apt write it as root.
+            root.write("/etc/apt/apt.conf.d/99clusterstack-cache",
+                       'APT::Sandbox::User "root";\nAPT::Keep-Downloaded-Packages "true";\n')
+        return f"mmdebstrap {prof.suite} ({prof.arch})"
+
+    def add_repo(self) -> str:
+        prof, root, seed = self.stack.profile, self.root, self.seed
+        add_repository(root, self.repo, self.url, prof.suite, prof.components)
+        res = root.run(["apt-get", "update"])
+        warnings = [ln for ln in (res.stdout + res.stderr_tail).splitlines()
+                    if ln.startswith(("W:", "E:")) and "127.0.0.1" in ln]
+        require(not warnings, warnings[0] if warnings else "")
+        lists = root.path / "var/lib/apt/lists"
+        require(any(lists.glob("127.0.0.1*_InRelease")), "apt kept no verified InRelease")
+        policy = root.run(["apt-cache", "policy", seed.key]).stdout
+        require("127.0.0.1" in policy, f"{seed.key} is not offered by our repository")
+        return f"signed-by {KEY_BASENAME}.gpg, InRelease verified"
+
+    def installer_tasks(self) -> str:
+        # What d-i's pkgsel does in the target: install tasksel, then run
+        # it in the mode that reads only debian-tasks.desc.
+        root, seed = self.root, self.seed
+        root.run(["apt-get", "install", "-y", "tasksel"])
+        data = _installed_version(root, "tasksel-data") or "none"
+        listed = root.run(["tasksel", "--list-tasks"], env={"DEBIAN_TASKS_ONLY": "1"})
+        out = listed.stdout
+        # tasksel skips a line it cannot parse with only a warning; the
+        # installer's task list must parse cleanly.
+        warnings = [ln for ln in (listed.stdout + listed.stderr_tail).splitlines()
+                    if "parse error" in ln]
+        require(not warnings, f"tasksel warns about debian-tasks.desc: {warnings[0]}"
+                if warnings else "")
+        wanted = f"{NODE_SEED}\t{seed.description}"
+        line = next((ln for ln in out.splitlines() if ln[2:] == wanted), None)
+        require(line, f"DEBIAN_TASKS_ONLY=1 tasksel --list-tasks has no '{wanted}' "
+                f"(tasksel-data {data})")
+        return f"{line.replace(chr(9), '  ')} (tasksel-data {data})"
+
+    def install_meta(self) -> str:
+        root, seed = self.root, self.seed
+        before = installed_sizes(root)
+        root.run(["apt-get", "install", "-y", seed.key], timeout=1800)
+        version = _installed_version(root, seed.key)
+        require(version, f"{seed.key} is not installed")
+        for entry in seed.depends:
+            alts = [a.strip() for a in entry.split("|")]
+            require(any(_installed_version(root, a) for a in alts), f"{entry} not installed")
+        weight = weigh(before, installed_sizes(root))
+        self.progress.say("verify", "weight", str(weight))
+        require(not weight.cloud_sdks, f"{weight}; cloud SDKs on a default node: "
+                f"{', '.join(weight.cloud_sdks)}")
+        require(weight.mib <= NODE_LIMIT_MIB, f"{weight}: above the limit of "
+                f"{NODE_LIMIT_MIB} MiB")
+        return f"{seed.key} {version}: {weight} (limit {NODE_LIMIT_MIB} MiB), no cloud SDK"
+
+    def installer_task_install(self) -> str:
+        root, seed = self.root, self.seed
+        root.run(["apt-get", "remove", "-y", seed.key])
+        require(not _installed_version(root, seed.key), f"{seed.key} still installed")
+        root.run(["tasksel", "install", NODE_SEED], env={"DEBIAN_TASKS_ONLY": "1"},
+                 timeout=1800)
+        version = _installed_version(root, seed.key)
+        require(version, f"tasksel did not install {seed.key}")
+        return f"DEBIAN_TASKS_ONLY=1 tasksel install {NODE_SEED} -> {seed.key} {version}"
+
+    def upstart_jobs(self) -> str:
+        root = self.root
+        root.run(["apt-get", "install", "-y", UPSTART_PACKAGE])
+        jobs = sorted((root.path / "etc/init").glob("*.conf"))
+        require(jobs, f"{UPSTART_PACKAGE} installed no /etc/init/*.conf")
+        errors = [str(f) for job in jobs for f in lint_file(job, runner=self.runner)
+                  if f.severity == ERROR]
+        require(not errors, errors[0] if errors else "")
+        # Each installed daemon's job must exec a file that is really there.
+        for name in ("corosync", "pacemaker"):
+            path = root.path / f"etc/init/{name}.conf"
+            job = parse(path.read_text(encoding="utf-8"), str(path))
+            for _, program in main_exec_paths(job):
+                require((root.path / program.lstrip("/")).exists(),
+                        f"{name}.conf execs {program}, not installed")
+        return f"{len(jobs)} jobs in /etc/init lint clean; exec paths present"
+
+
 def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
            apt_cache: Path | None = None) -> list[Check]:
     ws, prof = stack.workspace, stack.profile
@@ -123,131 +263,29 @@ def verify(stack: Stack, runner: Runner, progress: Progress, work: Path,
         raise ClusterStackError(f"no published repository at {repo} "
                                 f"(run `clusterstack publish --profile {prof.name}` first)")
     seed = seeds.load(ws.seeds_dir / f"{NODE_SEED}.seed")
-    checks: list[Check] = []
-
-    def step(name: str, fn: Callable[[], str]) -> bool:
-        progress.say("verify", "check", name)
-        started = time.monotonic()
-        try:
-            detail, ok = fn(), True
-        except ClusterStackError as exc:
-            detail, ok = str(exc).strip().splitlines()[-1][:200], False
-        except Exception as exc:  # a broken step still gets its table row
-            detail, ok = f"{type(exc).__name__}: {exc}"[:200], False
-        checks.append(Check(name, ok, detail, time.monotonic() - started))
-        return ok
-
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    root = rootfs.Root(work / "root", runner)
-    run_cache = work / "apt-archives"
-    ours = cached_names(repo)
-
-    def fresh_root() -> str:
-        # No tasksel: the installer's pkgsel installs it, from every source
-        # the target has by then (ours included).
-        tarball = rootfs.create_tarball(prof, work / "root.tar", runner)
-        rootfs.unpack(tarball, root.path, runner)
-        tarball.unlink()
-        root.forbid_service_starts()
-        if apt_cache:
-            share_cache(apt_cache, run_cache, ours, into_run=True)
-            root.binds.append((run_cache, "/var/cache/apt/archives"))
-            # The cache folder belongs to the host; let apt write it as root.
-            root.write("/etc/apt/apt.conf.d/99clusterstack-cache",
-                       'APT::Sandbox::User "root";\nAPT::Keep-Downloaded-Packages "true";\n')
-        return f"mmdebstrap {prof.suite} ({prof.arch})"
-
+    target = Target(stack, runner, progress, work, apt_cache, repo, seed)
+    check = Checks(progress)
     with serve(repo) as url:
-        def add_repo() -> str:
-            add_repository(root, repo, url, prof.suite, prof.components)
-            res = root.run(["apt-get", "update"])
-            warnings = [ln for ln in (res.stdout + res.stderr_tail).splitlines()
-                        if ln.startswith(("W:", "E:")) and "127.0.0.1" in ln]
-            require(not warnings, warnings[0] if warnings else "")
-            lists = root.path / "var/lib/apt/lists"
-            require(any(lists.glob("127.0.0.1*_InRelease")), "apt kept no verified InRelease")
-            policy = root.run(["apt-cache", "policy", seed.key]).stdout
-            require("127.0.0.1" in policy, f"{seed.key} is not offered by our repository")
-            return f"signed-by {KEY_BASENAME}.gpg, InRelease verified"
-
-        def installer_tasks() -> str:
-            # What d-i's pkgsel does in the target: install tasksel, then run
-            # it in the mode that reads only debian-tasks.desc.
-            root.run(["apt-get", "install", "-y", "tasksel"])
-            data = _installed_version(root, "tasksel-data") or "none"
-            listed = root.run(["tasksel", "--list-tasks"], env={"DEBIAN_TASKS_ONLY": "1"})
-            out = listed.stdout
-            # tasksel skips a line it cannot parse with only a warning; the
-            # installer's task list must parse cleanly.
-            warnings = [ln for ln in (listed.stdout + listed.stderr_tail).splitlines()
-                        if "parse error" in ln]
-            require(not warnings, f"tasksel warns about debian-tasks.desc: {warnings[0]}"
-                    if warnings else "")
-            wanted = f"{NODE_SEED}\t{seed.description}"
-            line = next((ln for ln in out.splitlines() if ln[2:] == wanted), None)
-            require(line, f"DEBIAN_TASKS_ONLY=1 tasksel --list-tasks has no '{wanted}' "
-                    f"(tasksel-data {data})")
-            return f"{line.replace(chr(9), '  ')} (tasksel-data {data})"
-
-        def install_meta() -> str:
-            before = installed_sizes(root)
-            root.run(["apt-get", "install", "-y", seed.key], timeout=1800)
-            version = _installed_version(root, seed.key)
-            require(version, f"{seed.key} is not installed")
-            for entry in seed.depends:
-                alts = [a.strip() for a in entry.split("|")]
-                require(any(_installed_version(root, a) for a in alts), f"{entry} not installed")
-            weight = weigh(before, installed_sizes(root))
-            progress.say("verify", "weight", str(weight))
-            require(not weight.cloud_sdks, f"{weight}; cloud SDKs on a default node: "
-                    f"{', '.join(weight.cloud_sdks)}")
-            require(weight.mib <= NODE_LIMIT_MIB, f"{weight}: above the limit of "
-                    f"{NODE_LIMIT_MIB} MiB")
-            return f"{seed.key} {version}: {weight} (limit {NODE_LIMIT_MIB} MiB), no cloud SDK"
-
-        def installer_task_install() -> str:
-            root.run(["apt-get", "remove", "-y", seed.key])
-            require(not _installed_version(root, seed.key), f"{seed.key} still installed")
-            root.run(["tasksel", "install", NODE_SEED], env={"DEBIAN_TASKS_ONLY": "1"},
-                     timeout=1800)
-            version = _installed_version(root, seed.key)
-            require(version, f"tasksel did not install {seed.key}")
-            return f"DEBIAN_TASKS_ONLY=1 tasksel install {NODE_SEED} -> {seed.key} {version}"
-
-        def upstart_jobs() -> str:
-            root.run(["apt-get", "install", "-y", UPSTART_PACKAGE])
-            jobs = sorted((root.path / "etc/init").glob("*.conf"))
-            require(jobs, f"{UPSTART_PACKAGE} installed no /etc/init/*.conf")
-            errors = [str(f) for job in jobs for f in lint_file(job, runner=runner)
-                      if f.severity == ERROR]
-            require(not errors, errors[0] if errors else "")
-            # Each installed daemon's job must exec a file that is really there.
-            for name in ("corosync", "pacemaker"):
-                path = root.path / f"etc/init/{name}.conf"
-                job = parse(path.read_text(encoding="utf-8"), str(path))
-                for _, program in main_exec_paths(job):
-                    require((root.path / program.lstrip("/")).exists(),
-                            f"{name}.conf execs {program}, not installed")
-            return f"{len(jobs)} jobs in /etc/init lint clean; exec paths present"
-
+        target.url = url
         try:
-            step("expired Release refused (Valid-Until)",
-                 lambda: validity.expired_release_refused(repo, runner, suite=prof.suite))
-            if step("fresh root", fresh_root) and step("apt-get update (signature)", add_repo):
-                tasks_ok = step("installer's tasksel (DEBIAN_TASKS_ONLY)", installer_tasks)
-                if step(f"apt-get install {seed.key}", install_meta):
-                    step(f"{UPSTART_PACKAGE} installed", upstart_jobs)
+            check("expired Release refused (Valid-Until)",
+                  lambda: validity.expired_release_refused(repo, runner, suite=prof.suite))
+            if (check.ok("fresh root", target.fresh_root)
+                    and check.ok("apt-get update (signature)", target.add_repo)):
+                tasks_ok = check.ok("installer's tasksel (DEBIAN_TASKS_ONLY)",
+                                    target.installer_tasks)
+                if check.ok(f"apt-get install {seed.key}", target.install_meta):
+                    check(f"{UPSTART_PACKAGE} installed", target.upstart_jobs)
                     if tasks_ok:
-                        step(f"tasksel install {NODE_SEED} (installer mode)",
-                             installer_task_install)
-        except CommandError as exc:  # pragma: no cover - step() catches these
-            raise VerifyFailed(str(exc)) from exc
+                        check(f"tasksel install {NODE_SEED} (installer mode)",
+                              target.installer_task_install)
         finally:
             if apt_cache:
-                share_cache(run_cache, apt_cache, ours, into_run=False)
-    return checks
+                share_cache(target.run_cache, apt_cache, target.ours, into_run=False)
+    return check.rows
 
 
 def cached_names(repo: Path) -> set[str]:

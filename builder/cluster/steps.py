@@ -1,4 +1,5 @@
-"""The step runner and the signal handling every harness shares (cluster, VM, installer).
+"""The step runner and the signal handling every harness shares (cluster, VM, installer;
+`verify` runs its checks with the same runner).
 
 A run is named steps in order; after the first failure the rest are skipped,
 and the report says which.  SIGTERM/SIGHUP are handled like Ctrl-C, and the
@@ -50,38 +51,86 @@ def signals_interrupt() -> Iterator[None]:
             signal.signal(s, h)
 
 
-class Steps:
-    """Runs named steps in order; after the first failure the rest are skipped."""
+class StepRunner:
+    """The one way a named step runs, for every harness and for `verify`: the step's
+    start, its time and its outcome go to the hooks `started` and `ended`.
 
-    def __init__(self, report: StepReport) -> None:
-        self.report = report
+    An exception fails the step and is recorded; Ctrl-C and SIGTERM are recorded,
+    then raised.  With `skip_after_failure` (the default) the steps after a failure
+    are skipped (`skipped`), until `resume()`.
+    """
+
+    skip_after_failure = True
+
+    def __init__(self) -> None:
         self.failed = False
         self.failures = 0  # also those before a resume()
+        self.passed = False  # did the last step pass
 
     def resume(self) -> None:
         """Run the next steps again (a fault scenario failed, the cluster is recovering)."""
         self.failed = False
 
+    def started(self, name: str) -> None:
+        """A step starts."""
+
+    def skipped(self, name: str) -> None:
+        """A step is not run: one before it failed."""
+
+    def ended(self, name: str, value: Any, exc: BaseException | None, seconds: float) -> None:
+        """A step returned `value`, or raised `exc`."""
+
     def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
-        if self.failed:
-            self.report.steps[name] = "skipped"
+        """Run one step; its value, None when it failed or was skipped."""
+        self.passed = False
+        if self.failed and self.skip_after_failure:
+            self.skipped(name)
             return None
-        log.info("cluster step: %s", name)
+        self.started(name)
+        began = time.monotonic()
         try:
             value = fn()
         except BaseException as exc:
             self.failed = True
             self.failures += 1
+            self.ended(name, None, exc, time.monotonic() - began)
             if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: record, then stop
-                self.report.steps[name] = f"interrupted ({type(exc).__name__})"
-                self.report.error = f"{name}: interrupted"
                 raise
+            return None
+        self.passed = True
+        self.ended(name, value, None, time.monotonic() - began)
+        return value
+
+    def ok(self, name: str, fn: Callable[[], Any]) -> bool:
+        """Run one step; whether it passed."""
+        self(name, fn)
+        return self.passed
+
+
+class Steps(StepRunner):
+    """A harness's steps, recorded in its report; after the first failure the rest
+    are skipped."""
+
+    def __init__(self, report: StepReport) -> None:
+        super().__init__()
+        self.report = report
+
+    def started(self, name: str) -> None:
+        log.info("cluster step: %s", name)
+
+    def skipped(self, name: str) -> None:
+        self.report.steps[name] = "skipped"
+
+    def ended(self, name: str, value: Any, exc: BaseException | None, seconds: float) -> None:
+        if exc is None:
+            self.report.steps[name] = "ok"
+        elif not isinstance(exc, Exception):
+            self.report.steps[name] = f"interrupted ({type(exc).__name__})"
+            self.report.error = f"{name}: interrupted"
+        else:
             self.report.steps[name] = f"failed: {exc}"
             self.report.error = self.report.error or f"{name}: {exc}"
             log.error("cluster step %s failed: %s", name, exc)
-            return None
-        self.report.steps[name] = "ok"
-        return value
 
 
 def new_run_dir(runs: Path) -> Path:

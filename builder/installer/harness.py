@@ -350,24 +350,7 @@ def run_installer(options: InstallerOptions, profile: Profile, upstream: Upstrea
                 step("boot installed", lambda: _boot_installed(run, options, disk, report, out))
             report.ok = not step.failed
         finally:
-            with uninterruptible():
-                if run is not None:
-                    run.memory.sample()
-                    if run.proxy.proc is not None:
-                        report.downloaded_mib = round(run.proxy.downloaded() / 2**20, 1)
-                    left = run.teardown()
-                    report.peak_memory_mib = round(run.memory.peak_kib / 1024, 1)
-                    for log_file in run.run_dir.glob("*.log"):
-                        shutil.copy(log_file, out / log_file.name)
-                    if options.keep_disk and (run.run_dir / "node1.qcow2").exists():
-                        shutil.move(run.run_dir / "node1.qcow2", out / "node1.qcow2")
-                    shutil.rmtree(run.run_dir, ignore_errors=True)
-                    if left:
-                        report.ok = False
-                        report.steps["teardown"] = "failed: " + "; ".join(left)
-                    else:
-                        report.steps["teardown"] = "ok"
-                write_report(report, out)
+            _finish(run, report, out, keep_disk=options.keep_disk)
     return report
 
 
@@ -390,18 +373,28 @@ def _check_kept_disk(options: InstallerOptions, report: InstallerReport) -> Inst
             step("boot installed", lambda: _boot_installed(run, options, disk, report, out))
             report.ok = not step.failed
         finally:
-            with uninterruptible():
-                if run is not None:
-                    run.memory.sample()
-                    left = run.teardown()
-                    report.peak_memory_mib = round(run.memory.peak_kib / 1024, 1)
-                    for log_file in run.run_dir.glob("*.log"):
-                        shutil.copy(log_file, out / log_file.name)
-                    shutil.rmtree(run.run_dir, ignore_errors=True)
-                    report.steps["teardown"] = "failed: " + "; ".join(left) if left else "ok"
-                    report.ok = report.ok and not left
-                write_report(report, out)
+            # the disk here is an overlay over the kept one: never kept in its turn
+            _finish(run, report, out, keep_disk=False)
     return report
+
+
+def _finish(run: Run | None, report: InstallerReport, out: Path, *, keep_disk: bool) -> None:
+    """The teardown of both runs, whatever happened; the report is written last."""
+    with uninterruptible():
+        if run is not None:
+            run.memory.sample()
+            if run.proxy.proc is not None:
+                report.downloaded_mib = round(run.proxy.downloaded() / 2**20, 1)
+            left = run.teardown()
+            report.peak_memory_mib = round(run.memory.peak_kib / 1024, 1)
+            for log_file in run.run_dir.glob("*.log"):
+                shutil.copy(log_file, out / log_file.name)
+            if keep_disk and (run.run_dir / "node1.qcow2").exists():
+                shutil.move(run.run_dir / "node1.qcow2", out / "node1.qcow2")
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+            report.steps["teardown"] = "failed: " + "; ".join(left) if left else "ok"
+            report.ok = report.ok and not left
+        write_report(report, out)
 
 
 def _install(run: Run, options: InstallerOptions, prepared: Prepared,

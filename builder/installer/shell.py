@@ -1,5 +1,13 @@
 """A root shell on the installed system's serial console (autologin set by the preseed's
-late_command for this test): commands with markers, their output and exit status."""
+late_command for this test): commands with markers, their output and exit status.
+
+Not the VM harness's channel (cluster/vm/guest.py), and for a reason: there the
+guest boots our own image with our agent on a virtio-serial port, and speaks one
+JSON request and reply a line; here the system is what the Debian installer
+installed, with nothing of ours in it, so the only way in is its console: a shell
+prompt to wait for, echoed input, and markers around each command's output.  What
+the two share is connecting to a unix socket qemu serves, a few lines each.
+"""
 
 from __future__ import annotations
 

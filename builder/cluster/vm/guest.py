@@ -4,6 +4,8 @@ qemu runs inside the private switch's network namespace (its tap is there),
 as a `Background` so that it dies with the harness. The harness talks to the
 guest's agent over a virtio-serial port bound to a unix socket on the host
 (see guest_agent.py); commands run there are logged through `Runner.external`.
+The serial console is only a log file here; the installer harness, whose
+installed system has no agent of ours, talks to a console (installer/shell.py).
 """
 
 from __future__ import annotations

@@ -143,12 +143,6 @@ def configure(guests: list[Guest], plan: config.AddressPlan, authkey: bytes,
                  "&& rm -f /var/lib/pacemaker/cib/cib.xml.sig")
 
 
-def drbd_state(guest: Guest) -> str:
-    out = guest.sh(f"cat /proc/drbd; drbdadm cstate {DRBD_RESOURCE}; "
-                   f"drbdadm dstate {DRBD_RESOURCE}", check=False, timeout=20).stdout
-    return out
-
-
 def prepare_drbd(guests: list[Guest], timeout: float) -> None:
     """Metadata on both disks, the first connect, the file system and MariaDB's data directory.
 
