@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 from pathlib import Path
@@ -38,7 +39,7 @@ from builder.cluster.vm.image import (
     vm_root_spec,
 )
 from builder.cluster.vm.network import tap_name
-from builder.cluster.vm.scenario import crm_config, drbd_resource
+from builder.cluster.vm.scenario import crm_config, drbd_resource, gfs2_crm_config
 from builder.command import Runner
 
 
@@ -152,6 +153,17 @@ def test_crm_config_promotable_drbd_with_the_service() -> None:
     assert "order drbd-before-service Mandatory: drbd-clone:promote service:start" in text
     assert "stonith-action=off" in text
     assert "primitive fence-nsnode stonith:fence_nsnode" in text
+
+
+def test_guest_monitors_get_time_for_emulation() -> None:
+    """Every monitor in the guests' CIB waits at least 60 s (TCG on a loaded host);
+    the other operations keep their own timeouts."""
+    text = crm_config(config.AddressPlan()) + gfs2_crm_config()
+    monitors = re.findall(r"op monitor (?:\S+=\S+ )*?timeout=(\d+)s", text)
+    assert len(monitors) == 8, text
+    assert all(int(t) >= 60 for t in monitors), monitors
+    assert "op start timeout=240s" in text
+    assert "op monitor interval=5s timeout=60s" in text     # the vip, 20 s in the nspawn tier
 
 
 def test_corosync_two_node() -> None:

@@ -11,6 +11,7 @@ before the crash.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -58,6 +59,25 @@ def drbd_resource(nodes: Sequence[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# A monitor in a TCG guest on a loaded 2-core host can take well over the 20 s
+# the nspawn tier gives it (seen on 2026-12-02: the vip and drbd monitors timed
+# out while the other guest ran mkfs.gfs2, and each timeout restarted the whole
+# group, so GFS2 was not mounted on both within the step's 300 s).
+GUEST_MONITOR_TIMEOUT_S = 60
+
+
+def for_emulated_guest(p: config.Primitive) -> config.Primitive:
+    """`p` with every monitor timeout raised to GUEST_MONITOR_TIMEOUT_S."""
+    def slower(name: str, attrs: tuple[tuple[str, str], ...]
+               ) -> tuple[str, tuple[tuple[str, str], ...]]:
+        if name != "monitor":
+            return name, attrs
+        return name, tuple(
+            (k, f"{max(int(v.removesuffix('s')), GUEST_MONITOR_TIMEOUT_S)}s")
+            if k == "timeout" else (k, v) for k, v in attrs)
+    return dataclasses.replace(p, ops=tuple(slower(*op) for op in p.ops))
+
+
 def crm_config(plan: config.AddressPlan) -> str:
     """crmsh configuration: fencing, a promotable DRBD clone, and Filesystem + VIP + MariaDB
     colocated with and ordered after the Promoted role."""
@@ -75,12 +95,13 @@ def crm_config(plan: config.AddressPlan) -> str:
         (("monitor", (("interval", "20s"), ("timeout", "40s"))),
          ("start", (("timeout", "60s"), ("interval", "0"))),
          ("stop", (("timeout", "60s"), ("interval", "0")))))
-    members = [fs, *group]
+    drbd, fence = for_emulated_guest(drbd), for_emulated_guest(config.FENCE_DEVICE)
+    members = [for_emulated_guest(p) for p in (fs, *group)]
     return (
         "property cib-bootstrap-options: "
         f"{config._crm_pairs(config.cluster_properties('off'))}\n"
         f"rsc_defaults rsc-options: {config._crm_pairs(config.RESOURCE_DEFAULTS)}\n"
-        + config._crm_primitive(config.FENCE_DEVICE)
+        + config._crm_primitive(fence)
         + config._crm_primitive(drbd)
         + "clone drbd-clone drbd-r0 meta promotable=true promoted-max=1 "
           "promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true "
@@ -113,6 +134,7 @@ def gfs2_crm_config() -> str:
         (("monitor", (("interval", "20s"), ("timeout", "40s"))),
          ("start", (("timeout", "120s"), ("interval", "0"))),
          ("stop", (("timeout", "120s"), ("interval", "0")))))
+    dlm, gfs2 = for_emulated_guest(dlm), for_emulated_guest(gfs2)
     return (config._crm_primitive(dlm) + config._crm_primitive(gfs2)
             + "group gfs2-group dlm gfs2\n"
             + "clone gfs2-clone gfs2-group meta interleave=true\n")
