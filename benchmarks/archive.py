@@ -34,17 +34,18 @@ sys.path.insert(0, str(ROOT))
 
 from debian.deb822 import Dsc  # noqa: E402
 
-from builder import graph, state  # noqa: E402
-from builder import profile as profiles  # noqa: E402
-from builder import recipe as recipes  # noqa: E402
-from builder.backend import BuildRequest  # noqa: E402
-from builder.backends import scratch  # noqa: E402
-from builder.backends.chroot import tarball_path  # noqa: E402
-from builder.backends.unshare import run_sbuild  # noqa: E402
+from builder.base import graph  # noqa: E402
+from builder.base.command import Runner  # noqa: E402
+from builder.base.workspace import Workspace  # noqa: E402
+from builder.build import state  # noqa: E402
+from builder.build.store import built_debs  # noqa: E402
+from builder.buildroot.backend import BuildRequest  # noqa: E402
+from builder.buildroot.backends import scratch  # noqa: E402
+from builder.buildroot.backends.chroot import tarball_path  # noqa: E402
+from builder.buildroot.backends.unshare import run_sbuild  # noqa: E402
 from builder.cli import main as clusterstack  # noqa: E402
-from builder.command import Runner  # noqa: E402
-from builder.store import built_debs  # noqa: E402
-from builder.workspace import Workspace  # noqa: E402
+from builder.stack import profile as profiles  # noqa: E402
+from builder.stack import recipe as recipes  # noqa: E402
 
 PATCH = ROOT / "patches/drbd-utils/0002-usage-count-no.patch"
 CPUS = os.cpu_count() or 1

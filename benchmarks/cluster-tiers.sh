@@ -7,7 +7,7 @@
 # online), kill and standby fail-over, PSS per node, peak memory, the workarounds
 # the systemd tier needed, and the load average. Needs root and systemd-nspawn;
 # each tier builds its node root once (~3 min), later runs reuse it.
-#   benchmarks/cluster-tiers.sh [extra options of python -m builder.cluster,
+#   benchmarks/cluster-tiers.sh [extra options of python -m builder.verify.cluster,
 #                                e.g. --source LINE --key FILE for our archive]
 set -eu
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ status=0
 for tier in script systemd; do
     start=$(date +%s)
     shell=crmsh; [ "$tier" = systemd ] && shell=pcs
-    "$PYTHON" -m builder.cluster --scenario full --nodes 3 --init "$tier" --shell "$shell" \
+    "$PYTHON" -m builder.verify.cluster --scenario full --nodes 3 --init "$tier" --shell "$shell" \
         --output "$OUT/$tier" "$@" >"$OUT.$tier.txt" 2>&1 || status=$?
     echo "$tier tier: wall time $(( $(date +%s) - start )) s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done

@@ -4,7 +4,7 @@
 # Prints each run's verdict, then p50/p95 per scenario and the failure count; the same
 # figures land in $OUT/cts-report.json (each run's own report in $OUT/run-K/).
 # Needs root; the node root is built once (~3 min) and cached.
-#   benchmarks/cts.sh --repeat N [other options of python -m builder.cluster]
+#   benchmarks/cts.sh --repeat N [other options of python -m builder.verify.cluster]
 set -eu
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/benchmarks/cts}
@@ -18,7 +18,7 @@ fi
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 start=$(date +%s)
 status=0
-"$PYTHON" -m builder.cluster --scenario full --nodes 3 --repeat "$repeat" --output "$OUT" "$@" \
+"$PYTHON" -m builder.verify.cluster --scenario full --nodes 3 --repeat "$repeat" --output "$OUT" "$@" \
     || status=$?
 echo "wall time: $(( $(date +%s) - start )) s, load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 exit "$status"

@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from builder import profile as profiles  # noqa: E402
-from builder import rootfs  # noqa: E402
-from builder.command import Runner  # noqa: E402
-from builder.serve import serve  # noqa: E402
-from builder.verify import add_repository, installed_sizes, weigh  # noqa: E402
+from builder.base.command import Runner  # noqa: E402
+from builder.base.serve import serve  # noqa: E402
+from builder.stack import profile as profiles  # noqa: E402
+from builder.verify import rootfs  # noqa: E402
+from builder.verify.verify import add_repository, installed_sizes, weigh  # noqa: E402
 
 DEBIAN_STACK = ["pacemaker", "corosync", "crmsh", "resource-agents", "fence-agents"]
 

@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from builder import reproducible  # noqa: E402
+from builder.base.command import Runner  # noqa: E402
+from builder.base.errors import ClusterStackError  # noqa: E402
+from builder.build import reproducible  # noqa: E402
 from builder.cli import main as clusterstack  # noqa: E402
-from builder.command import Runner  # noqa: E402
-from builder.errors import ClusterStackError  # noqa: E402
 
 
 def build(out: Path, args: argparse.Namespace, scratch: str) -> float:

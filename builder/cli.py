@@ -11,21 +11,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, artifacts, digest, pipeline, report
-from . import backend as backends
-from .analysis import Contexts, analyse, render_trees
-from .build import Builder, BuildFailed
-from .command import Runner
-from .errors import ClusterStackError
-from .fetch import Fetcher
-from .lock import exclusive
-from .outcome import Outcome, Status
-from .plan import as_json, format_plan, make_plan
-from .progress import Progress
-from .stack import Stack
-from .strategy import STRATEGIES
-from .upstart import cli as upstart_cli
-from .workspace import Workspace
+from builder import __version__
+from builder.base import digest
+from builder.base.command import Runner
+from builder.base.errors import ClusterStackError
+from builder.base.fetch import Fetcher
+from builder.base.lock import exclusive
+from builder.base.progress import Progress
+from builder.base.workspace import Workspace
+from builder.build import artifacts, report
+from builder.build.analysis import Contexts, analyse, render_trees
+from builder.build.build import Builder, BuildFailed
+from builder.build.outcome import Outcome, Status
+from builder.build.plan import as_json, format_plan, make_plan
+from builder.buildroot import backend as backends
+from builder.ci import pipeline
+from builder.stack.stack import Stack
+from builder.tree.strategy import STRATEGIES
+from builder.tree.upstart import cli as upstart_cli
 
 log = logging.getLogger("clusterstack")
 
@@ -100,7 +103,7 @@ def _verify_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--scenario", default="full", metavar="short|full|NAME[,NAME]",
                     help="with --cluster: short = VIP + one kill fail-over (CI); full = "
                     "every named fault scenario with MariaDB; or a comma-separated list "
-                    "of names (see builder/cluster/README.md)")
+                    "of names (see builder/verify/cluster/README.md)")
     sp.add_argument("--init", choices=["script", "systemd"], default="script",
                     help="with --cluster: script = the harness's own PID 1 starts the "
                     "daemons; systemd = nodes boot systemd (systemd-nspawn) and pcs "
@@ -234,7 +237,7 @@ def _cmd_ci(s: Session) -> int:
 
 
 def _cmd_preseed(s: Session) -> int:
-    from .preseed import Bond, Mirror, Node, Preseed, Repository, render_preseed
+    from builder.tree.preseed import Bond, Mirror, Node, Preseed, Repository, render_preseed
     args = s.args
     url = args.url.rstrip("/")
     key = ""
@@ -293,8 +296,8 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
 def _cmd_publish(s: Session) -> int:
     # publish, signing and verify are imported by the commands that use them:
     # `plan` and a no-op `build` must start quickly (issue 19).
-    from . import signing
-    from .publish import publish
+    from builder.repo import signing
+    from builder.repo.publish import publish
     signer = signing.load(s.workspace.keyring_dir, s.log_runner("_publish"),
                           require_env=bool(os.environ.get("CLUSTERSTACK_REQUIRE_SIGNING_KEY")))
     pub = publish(s.stack, signer, s.log_runner("_publish"), s.progress)
@@ -304,12 +307,12 @@ def _cmd_publish(s: Session) -> int:
 
 
 def _cmd_verify(s: Session) -> int:
-    from .verify import VerifyFailed, format_table, verify
+    from builder.verify.verify import VerifyFailed, format_table, verify
     if s.args.installer:
-        from .installer import cli as installer_cli
+        from builder.verify.installer import cli as installer_cli
         return installer_cli.run(s.stack, s.fetcher, s.progress)
     if s.args.cluster:
-        from .cluster import cli as cluster_cli
+        from builder.verify.cluster import cli as cluster_cli
         return cluster_cli.run(s.args, s.stack, s.runner, s.progress)
     vrunner = s.log_runner("_verify")
     checks = verify(s.stack, vrunner, s.progress, s.workspace.profile_out(s.profile) / "verify",

@@ -64,7 +64,7 @@ def imports_of(module: str, path: Path, known: set[str]) -> list[Import]:
                 continue
             for a in node.names:
                 sub = f"{target}.{a.name}"
-                # `from . import render` imports the module builder.render.
+                # `from . import render` imports the module builder.tree.render.
                 out.append(Import(module, sub, None, node.lineno, runtime) if sub in known
                            else Import(module, target, a.name, node.lineno, runtime))
     return out
@@ -182,6 +182,15 @@ def test_every_module_has_a_group(tree: tuple[dict[str, Path], list[Import]]) ->
     assert homeless == [], f"add these modules to a group in {DOC.relative_to(ROOT)}"
 
 
+def test_every_group_is_a_package() -> None:
+    """Finding 6 of issue 14: a group is the package of its name (the entry point
+    and builder/__init__.py aside)."""
+    for group, patterns in read_rules().groups.items():
+        packages = [p for p in patterns if p not in ("cli", "__init__")]
+        assert packages == ([] if group == "entry" else [f"{group}.*"]), group
+        assert group == "entry" or (ROOT / "builder" / group / "__init__.py").is_file()
+
+
 def test_groups_import_only_what_the_document_allows(
         tree: tuple[dict[str, Path], list[Import]]) -> None:
     assert layer_violations(read_rules(), tree[1]) == []
@@ -207,20 +216,22 @@ def test_no_import_cycles(tree: tuple[dict[str, Path], list[Import]]) -> None:
 def test_the_checks_catch_violations(tmp_path: Path) -> None:
     """Each rule fails on a tree that breaks it (a copy with one bad module)."""
     pkg = tmp_path / "builder"
-    (pkg / "cluster").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "cluster" / "__init__.py").write_text("")
-    (pkg / "cluster" / "harness.py").write_text("def _steps(): ...\n")
-    (pkg / "errors.py").write_text("from . import workspace\n")
-    (pkg / "workspace.py").write_text("from .errors import X\n")
-    (pkg / "build.py").write_text("from .cluster.harness import _steps\nfrom . import verify\n")
-    (pkg / "verify.py").write_text("")
+    for sub in ("", "base", "build", "verify", "verify/cluster"):
+        (pkg / sub).mkdir(parents=True, exist_ok=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "verify" / "cluster" / "harness.py").write_text("def _steps(): ...\n")
+    (pkg / "base" / "errors.py").write_text("from . import workspace\n")
+    (pkg / "base" / "workspace.py").write_text("from .errors import X\n")
+    (pkg / "build" / "build.py").write_text(
+        "from ..verify.cluster.harness import _steps\nfrom ..verify import verify\n")
+    (pkg / "verify" / "verify.py").write_text("")
     (tmp_path / "cluster_migrate").mkdir()
     files, imports = all_imports(tmp_path)
     rules = read_rules()
     assert sorted(layer_violations(rules, imports)) == [
-        "builder.build:1 imports builder.cluster.harness (build may not import verify)",
-        "builder.build:2 imports builder.verify (build may not import verify)"]
+        "builder.build.build:1 imports builder.verify.cluster.harness "
+        "(build may not import verify)",
+        "builder.build.build:2 imports builder.verify.verify (build may not import verify)"]
     assert private_imports(imports, files) == {
-        ("builder.build", "builder.cluster.harness", "_steps")}
-    assert cycles(imports, set(files)) == [["builder.errors", "builder.workspace"]]
+        ("builder.build.build", "builder.verify.cluster.harness", "_steps")}
+    assert cycles(imports, set(files)) == [["builder.base.errors", "builder.base.workspace"]]

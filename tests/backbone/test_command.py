@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.command import CommandError, Runner
+from builder.base.command import CommandError, Runner
 
 
 def test_failure_carries_command_status_and_stderr_tail(tmp_path: Path) -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import datafile, profile, recipe
+from builder.base import datafile
+from builder.base.errors import InputError
 from builder.cli import main
-from builder.errors import InputError
+from builder.stack import profile, recipe
 
 GOOD = "name: demo\ndescription: demo\nstrategy: import\nimport:\n  source: demo\n"
 

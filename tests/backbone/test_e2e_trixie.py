@@ -27,11 +27,12 @@ from pathlib import Path
 import pytest
 from support.fakearchive import make_key
 
-from builder import linkage, recipe
-from builder.backends import scratch
+from builder.base.command import Runner
+from builder.buildroot import linkage
+from builder.buildroot.backends import scratch
+from builder.ci.pipeline import IMPORT_VARIABLE
 from builder.cli import main
-from builder.command import Runner
-from builder.pipeline import IMPORT_VARIABLE
+from builder.stack import recipe
 
 ROOT = Path(__file__).parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
@@ -362,9 +363,9 @@ def test_cluster_glue_built_without_libesmtp(out: Path) -> None:
 
 def test_linkage_check_catches_a_libesmtp_binary(tmp_path: Path) -> None:
     """Negative control: Debian's esmtp links libesmtp, and the check says so."""
-    from builder import profile
-    from builder.fetch import Fetcher
-    from builder.upstream import UpstreamArchive
+    from builder.base.fetch import Fetcher
+    from builder.sources.upstream import UpstreamArchive
+    from builder.stack import profile
     prof = profile.load(ROOT, "trixie")
     fetcher = Fetcher(Path.home() / ".cache/clusterstack/downloads")
     upstream = UpstreamArchive(prof, fetcher, Runner(), tmp_path)

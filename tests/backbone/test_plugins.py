@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from builder import specs
-from builder.backend import BACKENDS
-from builder.generator import GENERATORS
-from builder.pipeline import FORMATS
-from builder.plugins import Registry, UnknownPlugin
-from builder.strategy import STRATEGIES
+from builder.base.plugins import Registry, UnknownPlugin
+from builder.buildroot.backend import BACKENDS
+from builder.ci.pipeline import FORMATS
+from builder.stack import specs
+from builder.tree.generator import GENERATORS
+from builder.tree.strategy import STRATEGIES
 
 ROOT = Path(__file__).parents[2]
 REGISTRIES = {"strategy": STRATEGIES, "build backend": BACKENDS, "generator": GENERATORS,
@@ -38,7 +38,7 @@ def test_an_unknown_name_is_one_error_listing_the_known(kind: str) -> None:
 
 
 def test_the_recipe_schema_offers_the_registered_names() -> None:
-    schema = json.loads((ROOT / "builder/schemas/recipe.json").read_text())
+    schema = json.loads((ROOT / "builder/stack/schemas/recipe.json").read_text())
     props = schema["properties"]
     assert set(props["strategy"]["enum"]) == set(STRATEGIES) == set(specs.SPECS)
     assert set(props["native"]["properties"]["generate"]["items"]["enum"]) == set(GENERATORS)

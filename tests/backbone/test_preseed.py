@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import profile
-from builder.command import Runner
-from builder.errors import ClusterStackError
-from builder.preseed import Bond, Node, Preseed, Repository, render_preseed
+from builder.base.command import Runner
+from builder.base.errors import ClusterStackError
+from builder.stack import profile
+from builder.tree.preseed import Bond, Node, Preseed, Repository, render_preseed
 
 ROOT = Path(__file__).parents[2]
 

@@ -15,9 +15,9 @@ import pytest
 from debian.deb822 import Packages, Release
 from support.fakearchive import StackUnderTest
 
+from builder.base.command import Runner
+from builder.base.lock import exclusive
 from builder.cli import main
-from builder.command import Runner
-from builder.lock import exclusive
 
 RUN = Runner()
 

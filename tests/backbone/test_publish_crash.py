@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 from support.fakearchive import StackUnderTest
 
-from builder import publish as publish_module
+from builder.base.command import Runner
+from builder.base.serve import serve
 from builder.cli import main
-from builder.command import Runner
-from builder.publish import KEEP_RELEASES, PAUSE_ENV, PAUSE_FILE_ENV, STEPS
-from builder.serve import serve
-from builder.signing import HOME_PREFIX, scratch_root
-from builder.validity import apt_errors, apt_update
+from builder.repo import publish as publish_module
+from builder.repo.publish import KEEP_RELEASES, PAUSE_ENV, PAUSE_FILE_ENV, STEPS
+from builder.repo.signing import HOME_PREFIX, scratch_root
+from builder.repo.validity import apt_errors, apt_update
 
 RUN = Runner()
 

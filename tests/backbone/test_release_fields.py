@@ -6,7 +6,7 @@ from __future__ import annotations
 from debian.deb822 import Release
 from support.fakearchive import FakeArchive
 
-from builder.upstream import release_fields, release_sha256
+from builder.sources.upstream import release_fields, release_sha256
 
 DEBIAN_LIKE = """\
 Origin: Debian

@@ -8,9 +8,9 @@ import pytest
 from debian.changelog import Changelog
 from debian.deb822 import Deb822, PkgRelation
 
-from builder import profile, seeds
+from builder.base.command import Runner
 from builder.cli import main
-from builder.command import Runner
+from builder.stack import profile, seeds
 
 ROOT = Path(__file__).parents[2]
 

@@ -13,15 +13,16 @@ import pytest
 from support.fakearchive import RUN, StackUnderTest, make_key
 from support.secrets import Secret, make_secret
 
-from builder import pipeline, signing
-from builder.analysis import Contexts, analyse
+from builder.base.command import Runner
+from builder.base.fetch import Fetcher
+from builder.base.progress import Progress
+from builder.base.workspace import Workspace
+from builder.build.analysis import Contexts, analyse
+from builder.ci import pipeline
 from builder.cli import main
-from builder.command import Runner
-from builder.fetch import Fetcher
-from builder.progress import Progress
-from builder.signing import HOME_PREFIX, KEY_FILE, scratch_root
-from builder.stack import Stack
-from builder.workspace import Workspace
+from builder.repo import signing
+from builder.repo.signing import HOME_PREFIX, KEY_FILE, scratch_root
+from builder.stack.stack import Stack
 
 
 def _homes() -> set[Path]:

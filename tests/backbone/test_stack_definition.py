@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from builder import profile, recipe, seeds
+from builder.stack import profile, recipe, seeds
 
 ROOT = Path(__file__).parents[2]
 STACK = ["pacemaker", "corosync", "cluster-glue", "resource-agents", "fence-agents",

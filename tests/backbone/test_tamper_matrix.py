@@ -26,9 +26,9 @@ from support.tamper import (
     tamper_inrelease_signature,
 )
 
+from builder.base.command import Runner
 from builder.cli import main
-from builder.command import Runner
-from builder.validity import expired_release_refused
+from builder.repo.validity import expired_release_refused
 
 RUN = Runner()
 SUITE = "fakesuite"

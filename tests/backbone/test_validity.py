@@ -11,10 +11,10 @@ import pytest
 from debian.deb822 import Release
 from support.fakearchive import StackUnderTest
 
+from builder.base.command import Runner
+from builder.base.errors import VerificationError
 from builder.cli import main
-from builder.command import Runner
-from builder.errors import VerificationError
-from builder.validity import apt_errors, apt_update, expired_release_refused
+from builder.repo.validity import apt_errors, apt_update, expired_release_refused
 
 RUN = Runner()
 

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from builder import verify as verify_mod
-from builder.progress import Progress
-from builder.seeds import Seed
+from builder.base.progress import Progress
+from builder.stack.seeds import Seed
+from builder.verify import verify as verify_mod
 
 SEED = Seed("cluster-node", {"Task-Key": "ubuntu-cluster", "Task-Description": "Cluster node"})
 STEPS = ("fresh_root", "add_repo", "installer_tasks", "install_meta", "upstart_jobs",
@@ -26,8 +26,8 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     workspace = SimpleNamespace(published_repo=lambda name: repo, seeds_dir=tmp_path)
     stack = SimpleNamespace(workspace=workspace,
                             profile=SimpleNamespace(name="trixie", suite="trixie"))
-    monkeypatch.setattr("builder.verify.seeds.load", lambda path: SEED)
-    monkeypatch.setattr("builder.verify.validity.expired_release_refused",
+    monkeypatch.setattr("builder.verify.verify.seeds.load", lambda path: SEED)
+    monkeypatch.setattr("builder.verify.verify.validity.expired_release_refused",
                         lambda repo, runner, suite: "refused")
 
     def step(name: str) -> Callable[[verify_mod.Target], str]:

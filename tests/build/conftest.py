@@ -9,7 +9,7 @@ import pytest
 from support.fakearchive import Key
 from support.sourcestack import SourceStack
 
-from builder.serve import serve
+from builder.base.serve import serve
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builder.backend import BuildRequest, build_env
+from builder.buildroot.backend import BuildRequest, build_env
 
 
 def request(parallel: int) -> BuildRequest:

@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 from support.sourcestack import GOOD_PATCH, SourceStack
 
-from builder import digest, graph, state
-from builder.analysis import Analysis, Contexts, analyse
-from builder.build import Builder, BuildFailed
-from builder.command import Runner
-from builder.fetch import Fetcher
-from builder.outcome import Outcome, Status
-from builder.progress import Progress
-from builder.scheduler import estimate
-from builder.stack import Stack
-from builder.strategy import Artifacts
-from builder.workspace import Workspace
+from builder.base import digest, graph
+from builder.base.command import Runner
+from builder.base.fetch import Fetcher
+from builder.base.progress import Progress
+from builder.base.workspace import Workspace
+from builder.build import state
+from builder.build.analysis import Analysis, Contexts, analyse
+from builder.build.build import Builder, BuildFailed
+from builder.build.outcome import Outcome, Status
+from builder.build.scheduler import estimate
+from builder.stack.stack import Stack
+from builder.tree.strategy import Artifacts
 
 
 def builder_for(st: SourceStack) -> Builder:

@@ -21,12 +21,12 @@ import pytest
 from support.dockerd import NoEngine, engine_processes, exec_root_of, private_dockerd
 from support.netprobe import REACHED, UNREACHABLE, make_source, probe_command, probe_server
 
-from builder import profile as profiles
-from builder.backend import BackendOptions, BuildRequest
-from builder.backends import docker as docker_backend
+from builder.base.command import Runner
+from builder.base.workspace import Workspace
+from builder.buildroot.backend import BackendOptions, BuildRequest
+from builder.buildroot.backends import docker as docker_backend
 from builder.cli import main
-from builder.command import Runner
-from builder.workspace import Workspace
+from builder.stack import profile as profiles
 
 ROOT = Path(__file__).parents[2]
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from support.netprobe import REACHED, UNREACHABLE, make_source, probe_command, probe_server
 
-from builder import profile as profiles
-from builder.backend import BuildRequest, build_env
-from builder.backends import chroot
-from builder.backends.unshare import sbuild_command
-from builder.command import Runner
+from builder.base.command import Runner
+from builder.buildroot.backend import BuildRequest, build_env
+from builder.buildroot.backends import chroot
+from builder.buildroot.backends.unshare import sbuild_command
+from builder.stack import profile as profiles
 
 ROOT = Path(__file__).parents[2]
 CACHE = Path(os.environ.get("CLUSTERSTACK_CACHE", Path.home() / ".cache" / "clusterstack"))

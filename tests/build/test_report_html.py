@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from builder import report, state
-from builder.outcome import Outcome, Status
-from builder.serve import serve
+from builder.base.serve import serve
+from builder.build import report, state
+from builder.build.outcome import Outcome, Status
 
 LINTIAN_OUTPUT = """\
 $ lintian --no-cfg --suppress-tags bad-distribution-in-changes-file middle_1.0_amd64.changes

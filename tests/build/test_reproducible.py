@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from builder import reproducible, state
-from builder.command import Runner
-from builder.errors import InputError
+from builder.base.command import Runner
+from builder.base.errors import InputError
+from builder.build import reproducible, state
 
 PROFILE = "trixie"
 

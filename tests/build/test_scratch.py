@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.backends import scratch
-from builder.errors import ClusterStackError
+from builder.base.errors import ClusterStackError
+from builder.buildroot.backends import scratch
 
 SHM = Path("/dev/shm")
 

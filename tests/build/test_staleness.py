@@ -21,18 +21,19 @@ from support.fakearchive import FakeArchive, make_deb
 from support.sourcestack import GOOD_PATCH, SourceStack
 from support.tamper import publish_with_sources, rebuild_recipe
 
-from builder import digest, state
-from builder.analysis import Analysis, Contexts, analyse
-from builder.build import Builder
-from builder.command import Runner
-from builder.fetch import Fetcher
-from builder.outcome import Status
-from builder.plan import make_plan
-from builder.progress import Progress
-from builder.stack import Stack
-from builder.strategy import Action
-from builder.upstream import UpstreamArchive
-from builder.workspace import Workspace
+from builder.base import digest
+from builder.base.command import Runner
+from builder.base.fetch import Fetcher
+from builder.base.progress import Progress
+from builder.base.workspace import Workspace
+from builder.build import state
+from builder.build.analysis import Analysis, Contexts, analyse
+from builder.build.build import Builder
+from builder.build.outcome import Status
+from builder.build.plan import make_plan
+from builder.sources.upstream import UpstreamArchive
+from builder.stack.stack import Stack
+from builder.tree.strategy import Action
 
 ROOT = Path(__file__).parents[2]
 EVERY = ["base", "cluster-stack-upstart", "demosrc", "dh", "top", "ubuntu-cluster"]

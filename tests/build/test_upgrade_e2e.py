@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from builder import profile, rootfs
+from builder.base.command import Runner
+from builder.base.serve import serve
 from builder.cli import main
-from builder.command import Runner
-from builder.serve import serve
-from builder.verify import add_repository
+from builder.stack import profile
+from builder.verify import rootfs
+from builder.verify.verify import add_repository
 
 ROOT = Path(__file__).parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.network]

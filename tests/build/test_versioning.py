@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from builder import render, versioning
-from builder.state import ComponentState
+from builder.build import versioning
+from builder.build.state import ComponentState
+from builder.tree import render
 
 
 def built(version: str, key: str) -> ComponentState:

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from support.fakearchive import StackUnderTest, make_key
 
+from builder.base.command import Runner
+from builder.ci.pipeline import FORMATS, IMPORT_VARIABLE, Job, imports_from_env
 from builder.cli import main
-from builder.command import Runner
-from builder.pipeline import FORMATS, IMPORT_VARIABLE, Job, imports_from_env
 
 ROOT = Path(__file__).parents[2]
 SCHEMAS = {"gitlab": "vendor.gitlab-ci", "github": "vendor.github-workflows"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cluster import cachekeep
+from builder.verify.cluster import cachekeep
 
 
 def _entry(cache: Path, key: str, age: int) -> None:

@@ -16,9 +16,9 @@ from debian.changelog import Changelog
 from debian.deb822 import Deb822, PkgRelation
 from debian.debian_support import version_compare
 
-from builder import patches
 from builder.cli import main
-from builder.cluster.vm.scenario import (
+from builder.sources import patches
+from builder.verify.cluster.vm.scenario import (
     configuration_without_nodes,
     lockspaces_waiting_for_fencing,
     registered_devices,

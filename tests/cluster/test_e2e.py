@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.cluster import ClusterOptions, faults, run_cluster
-from builder.command import Background
+from builder.base.command import Background
+from builder.verify.cluster import ClusterOptions, faults, run_cluster
 
 CACHE = Path(os.environ.get("CLUSTERSTACK_TEST_CACHE", "/var/cache/clusterstack-tests"))
 TOOLS = ("mmdebstrap", "unshare", "nsenter", "ip")
@@ -122,7 +122,7 @@ def test_sigterm_mid_run_tears_everything_down(tmp_path):
     out = tmp_path / "out"
     script = (
         "import sys\n"
-        "from builder.cluster import ClusterOptions, run_cluster\n"
+        "from builder.verify.cluster import ClusterOptions, run_cluster\n"
         f"run_cluster(ClusterOptions(nodes=2, scenario='short', output_dir={str(out)!r}, "
         f"cache_dir={str(CACHE)!r}, work_dir={str(tmp_path / 'runs')!r}))\n"
     )
@@ -193,7 +193,7 @@ def test_a_failed_scenario_does_not_stop_the_next(tmp_path, monkeypatch):
 @CTS
 def test_sigterm_mid_partition_tears_everything_down(tmp_path):
     out = tmp_path / "out"
-    harness = Background([sys.executable, "-m", "builder.cluster", "--scenario", "partition",
+    harness = Background([sys.executable, "-m", "builder.verify.cluster", "--scenario", "partition",
                           "--nodes", "3", "--output", str(out), "--cache-dir", str(CACHE),
                           "--work-dir", str(tmp_path / "runs")],
                          tmp_path / "harness.log")

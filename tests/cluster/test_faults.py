@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.cluster import config, faults, run_cluster
-from builder.cluster.fencing import FenceController, FenceTarget, agent_path
-from builder.cluster.options import ClusterOptions, ClusterReport, ScenarioResult
-from builder.cluster.report import percentile, repeat_table, summarize, table, write_repeat
-from builder.command import Runner
+from builder.base.command import Runner
+from builder.verify.cluster import config, faults, run_cluster
+from builder.verify.cluster.fencing import FenceController, FenceTarget, agent_path
+from builder.verify.cluster.options import ClusterOptions, ClusterReport, ScenarioResult
+from builder.verify.cluster.report import percentile, repeat_table, summarize, table, write_repeat
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +83,7 @@ def test_run_cluster_refuses_a_bad_selection_before_anything_starts(tmp_path):
     (["--nodes", "1"], "nodes must be between 2 and 16"),
 ])
 def test_cli_exits_2_with_one_error_line(tmp_path, argv, message):
-    result = subprocess.run([sys.executable, "-m", "builder.cluster", *argv,
+    result = subprocess.run([sys.executable, "-m", "builder.verify.cluster", *argv,
                              "--output", str(tmp_path / "out"),
                              "--cache-dir", str(tmp_path / "cache")],
                             cwd=ROOT, capture_output=True, text=True, timeout=60,

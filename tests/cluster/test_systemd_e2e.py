@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.cluster import ClusterOptions, run_cluster
-from builder.cluster.options import DEFAULT_MIRROR
-from builder.cluster.rootfs import RootSpec, ensure_root
-from builder.cluster.scenarios import ScenarioError
-from builder.cluster.systemd import CGROUP_ROOT, SystemdCluster, check_units, pcs_bootstrap
-from builder.command import Runner
+from builder.base.command import Runner
+from builder.verify.cluster import ClusterOptions, run_cluster
+from builder.verify.cluster.options import DEFAULT_MIRROR
+from builder.verify.cluster.rootfs import RootSpec, ensure_root
+from builder.verify.cluster.scenarios import ScenarioError
+from builder.verify.cluster.systemd import CGROUP_ROOT, SystemdCluster, check_units, pcs_bootstrap
 from tests.cluster.test_e2e import harness_leftovers
 
 CACHE = Path(os.environ.get("CLUSTERSTACK_TEST_CACHE", "/var/cache/clusterstack-tests"))

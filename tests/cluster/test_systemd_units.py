@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from builder.cluster import bootstrap
-from builder.cluster.memory import pids_in_cgroup
-from builder.cluster.options import ClusterOptions, ClusterReport, UnitFailure
-from builder.cluster.report import table, write
-from builder.cluster.rootfs import RootSpec
-from builder.cluster.systemd import SystemdNode
-from builder.command import Runner
+from builder.base.command import Runner
+from builder.verify.cluster import bootstrap
+from builder.verify.cluster.memory import pids_in_cgroup
+from builder.verify.cluster.options import ClusterOptions, ClusterReport, UnitFailure
+from builder.verify.cluster.report import table, write
+from builder.verify.cluster.rootfs import RootSpec
+from builder.verify.cluster.systemd import SystemdNode
 
 MEMBERS = [("node1", "192.0.2.1"), ("node2", "192.0.2.2")]
 

@@ -13,21 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from builder.cluster import config
-from builder.cluster.cluster import parse_crm_mon
-from builder.cluster.fencing import FenceController, FenceTarget, agent_path
-from builder.cluster.node import Node
-from builder.cluster.options import ClusterOptions, ClusterReport, FenceEvent
-from builder.cluster.report import table, write
-from builder.cluster.rootfs import (
+from builder.base.command import Runner
+from builder.base.serve import serve
+from builder.verify.cluster import config
+from builder.verify.cluster.cluster import parse_crm_mon
+from builder.verify.cluster.fencing import FenceController, FenceTarget, agent_path
+from builder.verify.cluster.node import Node
+from builder.verify.cluster.options import ClusterOptions, ClusterReport, FenceEvent
+from builder.verify.cluster.report import table, write
+from builder.verify.cluster.rootfs import (
     RootSpec,
     keys_by_root_path,
     mmdebstrap_argv,
     release_digest,
     source_release_url,
 )
-from builder.command import Runner
-from builder.serve import serve
 
 DATA = Path(__file__).parent / "data"
 REQUIRED_ACTIONS = {"on", "off", "reboot", "status", "list", "monitor", "metadata",

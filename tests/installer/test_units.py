@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from builder import profile
-from builder.cluster.config import AddressPlan
-from builder.errors import ClusterStackError, InputError
-from builder.installer import checks, initrd, netboot, proxy, qemu
-from builder.installer.harness import preseed_values
-from builder.installer.watch import DebconfWatch
-from builder.preseed import render_preseed
+from builder.base.errors import ClusterStackError, InputError
+from builder.stack import profile
+from builder.tree.preseed import render_preseed
+from builder.verify.cluster.config import AddressPlan
+from builder.verify.installer import checks, initrd, netboot, proxy, qemu
+from builder.verify.installer.harness import preseed_values
+from builder.verify.installer.watch import DebconfWatch
 
 ROOT = Path(__file__).parents[2]
 DATA = Path(__file__).parent / "data"
@@ -179,7 +179,7 @@ def test_an_installer_command_on_two_lines_is_refused() -> None:
 
 
 def test_the_shipped_example_keeps_its_defaults() -> None:
-    from builder.preseed import Preseed
+    from builder.tree.preseed import Preseed
     text = render_preseed(ROOT / "packaging", profile.load(ROOT, "trixie"), Preseed())
     assert "d-i netcfg/choose_interface select auto" in text
     assert "security_host" not in text and "early_command" not in text
@@ -264,7 +264,7 @@ def test_a_question_answered_in_time_is_no_stall() -> None:
 
 def test_no_published_repository_and_no_key_are_refused_before_anything_starts(
         tmp_path: Path) -> None:
-    from builder.installer.harness import InstallerOptions, run_installer
+    from builder.verify.installer.harness import InstallerOptions, run_installer
 
     class NoUpstream:  # the repository is checked before Debian's archive is read
         def __getattr__(self, name: str) -> object:
@@ -301,7 +301,7 @@ def test_serial_shell_runs_commands_between_markers(tmp_path: Path) -> None:
     import subprocess
     import threading
 
-    from builder.installer.shell import SerialShell
+    from builder.verify.installer.shell import SerialShell
 
     path = tmp_path / "console.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -391,7 +391,7 @@ def test_the_bond_stanza_the_preseed_writes_is_read_back() -> None:
 
 def test_a_kept_disk_that_does_not_exist_is_refused_before_anything_starts(
         tmp_path: Path) -> None:
-    from builder.installer.harness import InstallerOptions, run_installer
+    from builder.verify.installer.harness import InstallerOptions, run_installer
     options = InstallerOptions(repo=tmp_path, output_dir=tmp_path / "out",
                                cache_dir=tmp_path / "cache",
                                installed_disk=tmp_path / "node1.qcow2")

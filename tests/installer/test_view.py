@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from builder.command import Runner
-from builder.errors import ClusterStackError
-from builder.installer import initrd, view
-from builder.installer.harness import Prepared, installer_initrd
-from builder.installer.netboot import Choice as NetbootChoice
-from builder.installer.netboot import InstallerInputError, Netboot, UdebPin
-from builder.signing import HOME_PREFIX, scratch_root
+from builder.base.command import Runner
+from builder.base.errors import ClusterStackError
+from builder.repo.signing import HOME_PREFIX, scratch_root
+from builder.verify.installer import initrd, view
+from builder.verify.installer.harness import Prepared, installer_initrd
+from builder.verify.installer.netboot import Choice as NetbootChoice
+from builder.verify.installer.netboot import InstallerInputError, Netboot, UdebPin
 
 ABI = "6.12.94+deb13-amd64"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.command import Result, Runner
+from builder.base.command import Result, Runner
 
 HERE = Path(__file__).parent
 CONFIGS = HERE / "configs"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.command import Result
+from builder.base.command import Result
 
 from .migrate_helpers import (
     GOOD_CONFIGS,

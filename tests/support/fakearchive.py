@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.command import Runner
+from builder.base.command import Runner
 
 RUN = Runner()
 

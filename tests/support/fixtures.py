@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.serve import serve
+from builder.base.serve import serve
 from support.fakearchive import PROFILE, FakeArchive, Key, StackUnderTest, make_deb, make_key
 
 

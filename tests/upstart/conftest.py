@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.command import Runner
-from builder.upstart.debfiles import DebFiles, read_deb
-from builder.upstart.jobrun import Daemon
-from builder.upstart.lint import Finding, lint_text
-from builder.upstart.package import build_jobs_package
-from builder.upstart.render import render_all
+from builder.base.command import Runner
+from builder.tree.upstart.debfiles import DebFiles, read_deb
+from builder.tree.upstart.jobrun import Daemon
+from builder.tree.upstart.lint import Finding, lint_text
+from builder.tree.upstart.package import build_jobs_package
+from builder.tree.upstart.render import render_all
 
 from .debcache import fetch_debs
 from .roots import KEEPALIVED_CONF, root_tarball, unpack

@@ -11,7 +11,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from builder.command import Runner
+from builder.base.command import Runner
 
 from .debcache import CACHE
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.command import Runner
-from builder.upstart.lint import ERROR, lint_file
+from builder.base.command import Runner
+from builder.tree.upstart.lint import ERROR, lint_file
 
 CORPUS = Path(__file__).parent / "corpus"
 RUNNER = Runner()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from builder.upstart.grammar import ArgError, Event, Op, events_in, parse_events
-from builder.upstart.parser import parse
+from builder.tree.upstart.grammar import ArgError, Event, Op, events_in, parse_events
+from builder.tree.upstart.parser import parse
 
 from .conftest import errors, lint
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.upstart.forkcheck import Daemon, run_forkcheck
+from builder.tree.upstart.forkcheck import Daemon, run_forkcheck
 
 from .roots import COROSYNC_CONF, QDEVICE, VETH
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.upstart.parser import parse
+from builder.tree.upstart.parser import parse
 
 from .conftest import errors, lint
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.upstart.debfiles import read_deb
-from builder.upstart.lint import lint_file, main_exec_paths
-from builder.upstart.parser import parse
+from builder.tree.upstart.debfiles import read_deb
+from builder.tree.upstart.lint import lint_file, main_exec_paths
+from builder.tree.upstart.parser import parse
 
 from .conftest import errors, lint
 
@@ -171,7 +171,7 @@ def test_exec_of_other_package_path(trixie_debs: dict[str, Path]) -> None:
 # --- the command line ---------------------------------------------------------
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "builder.upstart.cli", *args],
+    return subprocess.run([sys.executable, "-m", "builder.tree.upstart.cli", *args],
                           capture_output=True, text=True, check=False)
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.command import Runner
-from builder.upstart.debfiles import DebFiles, read_deb
-from builder.upstart.lint import lint_file
-from builder.upstart.package import JobLintError, build_jobs_package
-from builder.upstart.render import UPSTART_DIR, render_all
+from builder.base.command import Runner
+from builder.tree.upstart.debfiles import DebFiles, read_deb
+from builder.tree.upstart.lint import lint_file
+from builder.tree.upstart.package import JobLintError, build_jobs_package
+from builder.tree.upstart.render import UPSTART_DIR, render_all
 
 TRIXIE = {"name": "trixie", "init": "systemd"}
 TRUSTY = {"name": "trusty", "init": "upstart"}

@@ -2,7 +2,7 @@
 
 Each case runs the rendered job (pre-start, main, post-start) as Upstart would,
 in the trixie test root, against the real daemons.  Upstart's own `status`
-command is the one stand-in (see builder/upstart/jobrun.py): it reports the
+command is the one stand-in (see builder/tree/upstart/jobrun.py): it reports the
 main pid the harness started.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.upstart.jobrun import Daemon, run_post_start
-from builder.upstart.render import render_all
+from builder.tree.upstart.jobrun import Daemon, run_post_start
+from builder.tree.upstart.render import render_all
 
 from .roots import COROSYNC_CONF
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import InputError
-from builder.upstart.debfiles import DebFiles
-from builder.upstart.grammar import events_in, parse_events
-from builder.upstart.parser import parse
-from builder.upstart.render import (
+from builder.base.errors import InputError
+from builder.tree.upstart.debfiles import DebFiles
+from builder.tree.upstart.grammar import events_in, parse_events
+from builder.tree.upstart.parser import parse
+from builder.tree.upstart.render import (
     UPSTART_DIR,
     Rendered,
     jobs_for_package,
@@ -183,7 +183,7 @@ def test_write_lays_out_etc_init_and_etc_default(tmp_path: Path) -> None:
 # --- a broken template must not ship --------------------------------------------
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "builder.upstart.cli", *args],
+    return subprocess.run([sys.executable, "-m", "builder.tree.upstart.cli", *args],
                           capture_output=True, text=True, check=False)
 
 

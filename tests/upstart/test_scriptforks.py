@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.upstart.scriptforks import Fork, script_forks
+from builder.tree.upstart.scriptforks import Fork, script_forks
 
 BUILTIN_ONLY = [
     # corosync's upstream job (init/corosync.conf.in)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.command import Runner
-from builder.upstart.forkcheck import daemonizing_forks, parse_trace, program_of
-from builder.upstart.jobrun import upstart_argv
-from builder.upstart.parser import parse
+from builder.base.command import Runner
+from builder.tree.upstart.forkcheck import daemonizing_forks, parse_trace, program_of
+from builder.tree.upstart.jobrun import upstart_argv
+from builder.tree.upstart.parser import parse
 
 
 def trace(tmp_path: Path, script: str) -> str:

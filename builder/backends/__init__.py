@@ -1,1 +1,0 @@
-"""Build backends; see builder/backend.py for the interface."""

@@ -1,0 +1,1 @@
+"""Build backends; see builder/buildroot/backend.py for the interface."""

@@ -1,0 +1,1 @@
+"""The CI job model and its formats."""

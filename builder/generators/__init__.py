@@ -1,1 +1,0 @@
-"""Generators of native recipes, one module each; see builder/generator.py."""

@@ -1,1 +1,0 @@
-"""CI pipeline renderers, one module per CI system; see builder/pipeline.py."""

@@ -1,0 +1,1 @@
+"""Publishing, signing, and apt's view of the repository."""

@@ -1,0 +1,1 @@
+"""The base archive through the signed chain; our quilt series."""

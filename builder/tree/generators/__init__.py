@@ -1,0 +1,1 @@
+"""Generators of native recipes, one module each; see builder/tree/generator.py."""

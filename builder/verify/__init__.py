@@ -1,0 +1,1 @@
+"""The fresh-root verification, the cluster and the installer harnesses."""
