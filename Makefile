@@ -12,7 +12,7 @@ APT_PACKAGES = sbuild mmdebstrap apt-utils gnupg gpgv uidmap tasksel dpkg-dev \
 	debhelper devscripts lintian fakeroot quilt zstd xz-utils curl ca-certificates strace \
 	iproute2 util-linux procps psmisc pacemaker-cli-utils corosync crmsh pcs \
 	python3 python3-venv qemu-system-x86 qemu-utils e2fsprogs docker.io rsync git chromium \
-	apt-cacher-ng diffoscope-minimal systemd-container openssh-client
+	apt-cacher-ng diffoscope-minimal systemd-container openssh-client icinga2-bin
 
 .PHONY: setup host-setup archive check cluster systemd-cluster vm-cluster installer benchmark lint gitlab-ci-local
 setup: host-setup $(VENV)/.installed
