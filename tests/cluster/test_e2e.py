@@ -82,6 +82,35 @@ def assert_passed(report, nodes: int) -> None:
     assert report.kill_failover_s is not None and 0 < report.kill_failover_s < 60
 
 
+def rows(report, step: str) -> dict:
+    """The monitoring rows of one step, by node."""
+    found = {r.node: r for r in report.monitoring if r.step == step}
+    assert found, f"no monitoring rows for {step!r}: {sorted({r.step for r in report.monitoring})}"
+    return found
+
+
+def assert_all_up(report, nodes: int, step: str = "all up") -> None:
+    """Every node's exporter runs, counts every node online and quorate; every check OK."""
+    seen = rows(report, step)
+    assert len(seen) == nodes
+    for row in seen.values():
+        assert (row.nodes_online, row.quorate, row.check) == (nodes, 1, "OK"), row
+        assert row.scrape_error is None and 0 < row.scrape_ms < 10_000
+        assert row.exporter_rss_mib is not None and row.exporter_rss_mib > 1
+
+
+def assert_kill_seen(report, nodes: int) -> None:
+    """The survivors' exporters stop counting the killed node online, their checks go
+    CRITICAL, both within the monitor's bound, before the node is back."""
+    killed = report.failovers["kill"]["from"]
+    seen = rows(report, f"kill: {killed} down, as the survivors see it")
+    assert sorted(seen) == sorted(f"node{i}" for i in range(1, nodes + 1) if f"node{i}" != killed)
+    for row in seen.values():
+        assert row.check == "CRITICAL" and row.nodes_online == nodes - 1, row
+        assert row.seen_s is not None and 0 < row.seen_s < report.kill_failover_s + 20
+        assert row.check_s is not None and 0 < row.check_s < report.kill_failover_s + 20
+
+
 def test_short_two_nodes_kill_failover_through_fencing(tmp_path):
     out = tmp_path / "out"
     report = run_cluster(ClusterOptions(nodes=2, scenario="short", output_dir=out,
@@ -90,6 +119,13 @@ def test_short_two_nodes_kill_failover_through_fencing(tmp_path):
     assert_passed(report, 2)
     assert [e.action for e in report.fencing_events] == ["off"]
     assert report.rejoin_s is None  # powered off, stays off
+    assert_all_up(report, 2)
+    assert_kill_seen(report, 2)
+    # Fenced off for good: the survivor's check stays CRITICAL for the offline node.
+    killed = report.failovers["kill"]["from"]
+    [after] = rows(report, "after kill").values()
+    assert (after.nodes_online, after.check) == (1, "CRITICAL")
+    assert f"nodes offline: {killed}" in after.check_line
     assert harness_leftovers(tmp_path / "runs") == []
     data = json.loads((out / "cluster-report.json").read_text())
     assert data["kill_failover_s"] == report.kill_failover_s
@@ -115,6 +151,11 @@ def test_full_three_nodes_mariadb_standby_and_vrrp(tmp_path):
     assert standby["from"] != standby["to"]
     assert report.vrrp_failover_s is not None and report.vrrp_failover_s < 10
     assert report.peak_memory_mib and report.peak_memory_mib > 100
+    assert_all_up(report, 3)
+    assert_kill_seen(report, 3)
+    # Fenced by reboot and back: CRITICAL, then OK again on every node.
+    for step in ("after kill", "after standby", "after vrrp"):
+        assert_all_up(report, 3, step)
     assert harness_leftovers(tmp_path / "runs") == []
 
 
@@ -150,6 +191,25 @@ def test_resource_failure_and_clean_restart_on_three_nodes(tmp_path):
     moved = report.failovers["resource-failure"]
     assert moved["from"] != moved["to"]
     assert report.fencing_events == []  # neither may fence anybody
+    # The monitoring: a failed resource shows in fail_count and the check, and is gone
+    # after the cleanup; a cleanly stopped node's check is UNKNOWN, the others CRITICAL.
+    assert_all_up(report, 3)
+    for step, count in (("resource-failure: restarted in place", 1),
+                        ("resource-failure: moved", 2)):
+        for row in rows(report, step).values():
+            assert (row.nodes_online, row.fail_count, row.check) == (3, count, "WARNING"), row
+            assert f"fail-counts: db on {moved['from']}={count}" in row.check_line
+    for step in ("after resource-failure", "after restart-node"):
+        assert_all_up(report, 3, step)
+        assert all(not r.fail_count for r in rows(report, step).values())
+    [stopped] = sorted({r.step for r in report.monitoring if r.step.startswith("restart-node: ")})
+    node = stopped.split()[1]
+    during = rows(report, stopped)
+    assert (during[node].check, during[node].nodes_online) == ("UNKNOWN", None)
+    assert during[node].exporter_rss_mib is not None  # its exporter still runs
+    for name, row in during.items():
+        if name != node:
+            assert (row.nodes_online, row.check) == (2, "CRITICAL"), row
     assert harness_leftovers(tmp_path / "runs") == []
 
 
@@ -166,6 +226,11 @@ def test_every_fault_scenario_on_three_nodes(tmp_path):
     assert len(results) >= 10 and all(r.state == "ok" for r in results.values())
     partition = results["partition"]
     assert partition.rows_written > 0 and partition.rows_lost == 0
+    # Quorum lost: the last node's exporter says quorate 0, its check CRITICAL.
+    [alone] = sorted({r.step for r in report.monitoring
+                      if r.step.startswith("stop-one-by-one: ")})
+    assert [(r.quorate, r.check) for r in rows(report, alone).values()
+            if r.check != "UNKNOWN"] == [(0, "CRITICAL")]
     # The fence failure made failed attempts before the one that worked.
     assert any(e.result.startswith("failed") for e in report.fencing_events)
     assert harness_leftovers(tmp_path / "runs") == []

@@ -25,6 +25,7 @@ from builder.base.command import CommandError
 
 from . import config, scenarios
 from .cluster import Cluster
+from .monitoring import CheckState, DownWatch, Expect, FailCount, Monitor, expect_for
 from .netns import nsenter_net
 from .node import Node, NodeError
 from .scenarios import ScenarioError, serving_node, settle, wait_for
@@ -48,6 +49,8 @@ class Context:
     timeout: float
     fence_action: str  # reboot | off
     logs: Path | None = None  # where a scenario's own extra nodes leave their logs
+    # Every node's exporter and check, looked at during the scenarios (None: not watched).
+    monitor: Monitor | None = None
 
 
 @dataclass
@@ -93,8 +96,26 @@ class Selection:
 
 
 def _kill(ctx: Context) -> Figure:
-    f = scenarios.kill_failover(ctx.cluster, ctx.workload, ctx.timeout)
-    return Figure(f.seconds, "fenced, then taken over", f.source, f.target, f.rejoin_s)
+    watches: list[DownWatch] = []
+
+    def watch(victim: str, started: float) -> None:
+        if ctx.monitor is not None:
+            watches.append(ctx.monitor.watch_down(victim, started))
+
+    f = scenarios.kill_failover(ctx.cluster, ctx.workload, ctx.timeout, watch)
+    detail = "fenced, then taken over"
+    for w in watches:
+        seen = w.finish(f"kill: {f.source} down, as the survivors see it")
+        detail += "; " + ", ".join(
+            f"{s.node}'s exporter showed it after {s.exporter_s:.1f} s"
+            f"{_before(s.exporter_before_s)}, its check CRITICAL after {s.check_s:.1f} s"
+            f"{_before(s.check_before_s)}" for s in seen
+            if s.exporter_s is not None and s.check_s is not None)
+    return Figure(f.seconds, detail, f.source, f.target, f.rejoin_s)
+
+
+def _before(seconds: float | None) -> str:
+    return "" if seconds is None else f" (not yet at {seconds:.1f} s)"
 
 
 def _standby(ctx: Context) -> Figure:
@@ -272,6 +293,16 @@ def _require_no_fencing(ctx: Context, since: int, what: str) -> None:
         raise ScenarioError(f"{what} fenced {', '.join(f'{e.action} {e.node}' for e in events)}")
 
 
+def observe(ctx: Context, step: str, expect: Callable[[Node], Expect] | None = None) -> None:
+    """Every live node's exporter and check at this point of a scenario, if monitored."""
+    if ctx.monitor is not None:
+        ctx.monitor.observe(step, expect)
+
+
+def _everyone(ctx: Context) -> frozenset[str]:
+    return frozenset(n.name for n in ctx.cluster.nodes)
+
+
 # --- ResourceRecover: the database dies under Pacemaker ---------------------------------
 
 
@@ -305,6 +336,11 @@ def _resource_failure(ctx: Context) -> Figure:
         if count != 1:
             raise ScenarioError(f"fail-count of {DB_RESOURCE} on {owner} is {count}, not 1")
         settle(cluster, ctx.timeout)
+        # A failed monitor and a fail-count of 1 are WARNING (the check's defaults).
+        observe(ctx, "resource-failure: restarted in place", lambda n: Expect(
+            _everyone(ctx), frozenset({CheckState.WARNING}),
+            (f"fail-counts: {DB_RESOURCE} on {owner}=1",),
+            fail_counts=(FailCount(owner, DB_RESOURCE, 1),)))
         started = time.monotonic()
         _kill_db(cluster.node(owner))
         target = wait_for(f"MariaDB on a node other than {owner}",
@@ -316,6 +352,10 @@ def _resource_failure(ctx: Context) -> Figure:
         count = failcount(admin, DB_RESOURCE, owner)
         if count < MIGRATION_THRESHOLD:
             raise ScenarioError(f"fail-count on {owner} after the move is {count}")
+        observe(ctx, "resource-failure: moved", lambda n: Expect(
+            _everyone(ctx), frozenset({CheckState.WARNING}),
+            (f"fail-counts: {DB_RESOURCE} on {owner}={count:g}",),
+            fail_counts=(FailCount(owner, DB_RESOURCE, count),)))
         cleanup(admin, ctx.shell, DB_RESOURCE)
         wait_for(f"the fail-count on {owner} to be cleared",
                  lambda: failcount(admin, DB_RESOURCE, owner) == 0, ctx.timeout)
@@ -345,6 +385,13 @@ def _restart_node(ctx: Context) -> Figure:
     wait_for(f"{node.name} offline on {owner}",
              lambda: (lambda s: s is not None and node.name not in s.online)(
                  cluster.membership(cluster.node(owner))), ctx.timeout)
+    # Its exporter still answers, without pacemaker metrics, and its check is UNKNOWN;
+    # the others see it offline: CRITICAL (--offline-critical 1).
+    observe(ctx, f"restart-node: {node.name} stopped", expect_for(
+        {node.name: Expect(None, frozenset({CheckState.UNKNOWN}), quorate=None,
+                           pacemaker_down=True)},
+        Expect(_everyone(ctx) - {node.name}, frozenset({CheckState.CRITICAL}),
+               (f"nodes offline: {node.name}",))))
     started = time.monotonic()
     start_stack(node, ctx.timeout)
     wait_for(f"{node.name} online again on every node",
@@ -477,6 +524,15 @@ def _stop_one_by_one(ctx: Context) -> Figure:
                      lambda: serving_node(cluster, ctx.workload) is None, ctx.timeout,
                      interval=scenarios.PROBE_INTERVAL)
             moves.append("stopped")
+            # Quorum lost: the last node's exporter says quorate 0 and its check CRITICAL;
+            # the stopped nodes' exporters answer without pacemaker metrics.
+            alone = {n.name for n in rest}
+            observe(ctx, f"stop-one-by-one: {', '.join(sorted(alone))} without quorum",
+                    lambda n, alone=alone: Expect(
+                        frozenset(alone), frozenset({CheckState.CRITICAL}),
+                        ("partition without quorum",), quorate=0) if n.name in alone
+                    else Expect(None, frozenset({CheckState.UNKNOWN}), quorate=None,
+                                pacemaker_down=True))
     stop_s = time.monotonic() - started
     start_s = _start_all(ctx)
     settle(cluster, ctx.timeout)

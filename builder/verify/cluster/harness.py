@@ -14,6 +14,7 @@ from builder.base.command import Runner
 from . import faults, scenarios
 from . import report as report_mod
 from .cluster import Cluster
+from .monitoring import Monitor
 from .options import ClusterOptions, ClusterReport, ScenarioResult
 from .rootfs import RootSpec, ensure_root
 from .steps import Steps, new_run_dir, signals_interrupt, uninterruptible
@@ -89,7 +90,12 @@ def _run_scenarios(cluster: Cluster, options: ClusterOptions, selection: faults.
     timeout = options.step_timeout
     workload = selection.workload
     report.stack_shell = step("stack shell", lambda: scenarios.stack_shell(cluster)) or ""
+    # Rows are recorded as they are seen, so a failed step keeps what led up to it.
+    monitor = Monitor(cluster, options.output_dir / "monitoring", rows=report.monitoring)
     step("prepare", cluster.prepare)
+    step("monitoring tools", monitor.install)
+    report.workarounds += monitor.notes
+    report.monitoring_tools = monitor.tools
     step("boot", cluster.boot)
     started = step("start daemons", cluster.start_daemons)
     formed = step("formation", lambda: scenarios.formation(cluster, started, timeout))
@@ -99,20 +105,35 @@ def _run_scenarios(cluster: Cluster, options: ClusterOptions, selection: faults.
     step("service", lambda: scenarios.start_service(cluster, report.stack_shell, workload,
                                                      timeout, options.fence_action))
     context = faults.Context(cluster, report.stack_shell, workload, timeout,
-                             options.fence_action, options.output_dir / "logs")
+                             options.fence_action, options.output_dir / "logs", monitor)
     serving = not step.failed
+    # All up: every exporter counts every node online, quorate, and every check is OK
+    # (once the service's start has settled: a pending probe is no failure yet).
+    step("monitoring, all up", lambda: (scenarios.settle(cluster, timeout),
+                                        monitor.observe("all up")))
     for scenario in selection.scenarios:
         if serving and step.failed:
             # As CTS does: after a failed scenario, the next one runs if the cluster
             # recovers (every node on and online, nothing pending).
             step.resume()
             step(f"recover before {scenario.name}", lambda: faults.restore(context))
-        figure = step(scenario.title, lambda s=scenario: s.run(context))
+        figure = step(scenario.title, lambda s=scenario: _observed(s, context, monitor))
         _record(report, scenario, figure)
+    if report.monitoring:
+        report.monitoring_s = round(monitor.spent_s, 1)
     for scenario in selection.too_big:
         report.scenarios.append(ScenarioResult(
             scenario.name, f"skipped (needs {scenario.min_nodes} nodes)",
             measures=scenario.measures))
+
+
+def _observed(scenario: faults.Scenario, context: faults.Context,
+              monitor: Monitor) -> faults.Figure:
+    """The scenario, then every node's exporter and check once it has settled: a wrong
+    metric or check state fails the scenario."""
+    figure = scenario.run(context)
+    monitor.observe(f"after {scenario.name}")
+    return figure
 
 
 def _record(report: ClusterReport, scenario: faults.Scenario,

@@ -94,6 +94,31 @@ class UnitFailure:
 
 
 @dataclass
+class MonitorRow:
+    """One node's ha_cluster_exporter and check_pacemaker at one step (monitoring.py)."""
+
+    step: str
+    node: str
+    nodes_online: int | None  # sum of ha_cluster_pacemaker_nodes{status="online"}
+    quorate: int | None  # ha_cluster_corosync_quorate; None: no corosync metrics
+    fail_count: float | None  # the highest ha_cluster_pacemaker_fail_count; None: none
+    ring_errors: int | None  # ha_cluster_corosync_ring_errors
+    rings: int  # how many ha_cluster_corosync_rings samples there were
+    check: str  # OK | WARNING | CRITICAL | UNKNOWN
+    check_line: str
+    scrape_ms: float
+    check_ms: float
+    exporter_rss_mib: float | None  # None: no exporter process
+    # From the fault until this node's exporter (seen_s) and check (check_s) showed it.
+    seen_s: float | None = None
+    check_s: float | None = None
+    scrape_error: str | None = None
+    # What corosync-cfgtool -s says beside it: links, and links with a peer not connected.
+    links: int | None = None
+    links_down: int | None = None
+
+
+@dataclass
 class ClusterReport:
     ok: bool = False
     nodes: int = 0
@@ -121,6 +146,10 @@ class ClusterReport:
     # Where the harness did for the archive what it should do itself (named, never silent).
     workarounds: list[str] = field(default_factory=list)
     unit_failures: list[UnitFailure] = field(default_factory=list)
+    # Every node's exporter and check at each step (script tier), in the order seen.
+    monitoring: list[MonitorRow] = field(default_factory=list)
+    monitoring_tools: list[str] = field(default_factory=list)  # what ran, from the units
+    monitoring_s: float | None = None  # the run's wall time spent looking (Monitor.spent_s)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

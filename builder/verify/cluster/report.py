@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .options import ClusterReport, ScenarioResult
+from .options import ClusterReport, MonitorRow, ScenarioResult
 
 
 def _seconds(value: float | None) -> str:
@@ -42,7 +42,91 @@ def table(report: ClusterReport) -> str:
     if report.init == "systemd":
         rows[2:2] = [("init", "systemd (systemd-nspawn), bootstrap by " + report.stack_shell)]
         rows += systemd_rows(report)
-    return finish_table(rows, report)
+    else:
+        rows += [("workaround", w) for w in report.workarounds]
+    rows += monitoring_rows(report)
+    text = finish_table(rows, report)
+    if report.monitoring:
+        text += "\n" + monitoring_table(report.monitoring)
+    return text
+
+
+def _ms(values: list[float]) -> str:
+    ordered = sorted(values)
+    return f"p50 {ordered[len(ordered) // 2]:.0f} ms, max {ordered[-1]:.0f} ms"
+
+
+def monitoring_rows(report: ClusterReport) -> list[tuple[str, str]]:
+    """The monitoring figures: scrape time, exporter memory, how fast a kill showed."""
+    rows = [("monitoring", tool) for tool in report.monitoring_tools]
+    seen = report.monitoring
+    if not seen:
+        return rows
+    scrapes = [r.scrape_ms for r in seen if r.scrape_error is None]
+    checks = [r.check_ms for r in seen]
+    if scrapes:
+        rows.append(("exporter scrape", f"{_ms(scrapes)} over {len(scrapes)} scrapes"))
+    rows.append(("check_pacemaker run", f"{_ms(checks)} over {len(checks)} runs"))
+    if report.monitoring_s is not None:
+        rounds = len({r.step for r in seen if r.seen_s is None and r.check_s is None})
+        rows.append(("monitoring time", f"{report.monitoring_s:.1f} s of the run's wall time "
+                     f"({rounds} rounds, every node looked at in parallel)"))
+    rss: dict[str, float] = {}
+    for r in seen:
+        if r.exporter_rss_mib is not None:
+            rss[r.node] = max(rss.get(r.node, 0.0), r.exporter_rss_mib)
+    if rss:
+        rows.append(("exporter RSS (max)",
+                     ", ".join(f"{n} {m:.1f} MiB" for n, m in sorted(rss.items()))))
+    linked = [r for r in seen if r.links]
+    if linked and not any(r.rings for r in seen):
+        rows.append(("exporter gap", (
+            f"ha_cluster_corosync_rings: none in {len(seen)} scrapes, while corosync-cfgtool "
+            f"showed {max(r.links or 0 for r in linked)} link(s)"
+            + (f" and a link with a peer down in {sum(bool(r.links_down) for r in linked)} "
+               "looks" if any(r.links_down for r in linked) else "")
+            + "; ha_cluster_corosync_ring_errors stays 0 (the exporter's regex reads "
+            "corosync 2's `RING ID`/`Link ID`, corosync 3 prints `LINK ID n udp`)")))
+    down = [r for r in seen if r.seen_s is not None or r.check_s is not None]
+    if down:
+        rows.append(("kill until exporter shows it", ", ".join(
+            f"{r.node} {_seconds(r.seen_s)}" for r in down)))
+        rows.append(("kill until check CRITICAL", ", ".join(
+            f"{r.node} {_seconds(r.check_s)}" for r in down)))
+    return rows
+
+
+def _count(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "INF" if math.isinf(value) else f"{value:g}"
+
+
+def monitoring_table(rows: list[MonitorRow]) -> str:
+    """Step by node: what every node's exporter and check_pacemaker said."""
+    head = ("step", "node", "online", "quorate", "fail", "rings", "ring_err", "links",
+            "check", "scrape", "rss", "seen", "check line")
+    lines = [head]
+    for r in rows:
+        lines.append((
+            r.step, r.node, _count(r.nodes_online), _count(r.quorate), _count(r.fail_count),
+            str(r.rings), _count(r.ring_errors),
+            "-" if r.links is None else f"{r.links}" + (f" ({r.links_down} down)"
+                                                         if r.links_down else ""),
+            r.check,
+            f"{r.scrape_ms:.0f} ms" if r.scrape_error is None else "failed",
+            "-" if r.exporter_rss_mib is None else f"{r.exporter_rss_mib:.0f} MiB",
+            "-" if r.seen_s is None and r.check_s is None
+            else f"{_seconds(r.seen_s)}/{_seconds(r.check_s)}",
+            r.check_line if r.scrape_error is None else f"{r.check_line} ({r.scrape_error})"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]
+    out = ["monitoring: every node's ha_cluster_exporter (metrics) and check_pacemaker",
+           "(rings, ring_err: the exporter's; links: corosync-cfgtool -s; "
+           "seen: from the kill until the exporter / the check showed it)"]
+    for line in lines:
+        out.append("  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True))
+                   + "  " + line[-1])
+    return "\n".join(out) + "\n"
 
 
 LEGACY_ROWS = ("kill", "standby", "vrrp")  # shown above with their own labels

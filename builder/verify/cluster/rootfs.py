@@ -39,6 +39,11 @@ SHELLS = ("crmsh", "pcs")
 WORKLOAD = ["mariadb-server", "mariadb-client", "keepalived"]
 # pacemaker-cli-utils (crm_mon, stonith_admin) comes with crmsh but not with pcs.
 NODE_TOOLS = ["iproute2", "iputils-ping", "procps", "python3", "psmisc", "pacemaker-cli-utils"]
+# The monitoring the script tier proves (monitoring.py): ubuntu-cluster recommends our
+# packages, and roots take no Recommends; Debian has the exporter but no check (the
+# harness copies the source tree's check_pacemaker into such a root).
+MONITORING_OURS = ["prometheus-hacluster-exporter-debian", "monitoring-plugins-pacemaker"]
+MONITORING_STOCK = ["prometheus-hacluster-exporter"]
 INITS = ("script", "systemd")
 # The systemd tier boots the root as an administrator's machine: systemd as PID 1, both
 # bootstrap tools (pcs and crmsh: one root serves both), and ssh, which crmsh's
@@ -105,6 +110,8 @@ class RootSpec:
             stack = [*STOCK_STACK, self.shell]
         if self.init == "systemd":
             stack += SYSTEMD_NODE
+        else:
+            stack += MONITORING_OURS if self.extra_sources else MONITORING_STOCK
         return sorted({*stack, *WORKLOAD, *NODE_TOOLS, *self.extra_packages})
 
     def key(self, release_digests: Sequence[str] = ()) -> str:

@@ -229,13 +229,20 @@ def _measure_move(cluster: Cluster, workload: str, source: str, started: float,
     return time.monotonic() - started, target
 
 
-def kill_failover(cluster: Cluster, workload: str, timeout: float) -> Failover:
-    """Kill the serving node hard; the survivors must fence it before taking over."""
+def kill_failover(cluster: Cluster, workload: str, timeout: float,
+                  on_kill: Callable[[str, float], None] | None = None) -> Failover:
+    """Kill the serving node hard; the survivors must fence it before taking over.
+
+    `on_kill(victim, started)` runs right after the kill, before the fail-over is timed
+    (the monitoring starts watching the survivors there).
+    """
     source = wait_for("a serving node", lambda: serving_node(cluster, workload), timeout)
     write_row(cluster, workload, 1, f"written via {source} before the kill")
     victim = cluster.node(source)
     started = time.monotonic()
     cluster.power_off(victim)
+    if on_kill is not None:
+        on_kill(source, started)
     seconds, target = _measure_move(cluster, workload, source, started, timeout)
     fenced = [e for e in cluster.controller.events
               if e.node == source and e.action == "off" and e.result == "ok"]
