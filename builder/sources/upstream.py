@@ -141,6 +141,33 @@ def check_gpgv_status(status: str, what: str) -> None:
         raise VerificationError(f"{what}: not signed (no valid OpenPGP signature)")
 
 
+def verify_inrelease(raw: Path, keyring: Path, url: str, runner: Runner) -> str:
+    """The signed Release inside the InRelease file `raw` (fetched from `url`), once
+    gpgv has checked its signature against `keyring` and its Valid-Until has not
+    passed.  Every reader of a Release goes through here."""
+    what = f"{url} (keyring {keyring})"
+    if not keyring.is_file():
+        raise VerificationError(f"{what}: keyring file does not exist")
+    signed = raw.with_name(raw.name + ".verified")
+    signed.unlink(missing_ok=True)
+    try:
+        result = runner.run(
+            ["gpgv", "--status-fd", "1", "--keyring", keyring, "--output", signed, raw],
+            check=False)
+    except CommandError as exc:  # gpgv missing altogether
+        raise VerificationError(f"{what}: {exc}") from exc
+    check_gpgv_status(result.stdout, what)
+    if result.returncode not in (0, 2):
+        # 2 = some signature by a key we do not hold; one VALIDSIG suffices.
+        raise VerificationError(f"{what}: gpgv exit status {result.returncode}")
+    text = signed.read_text(encoding="utf-8")
+    if valid_until := release_fields(text).get("valid-until"):
+        parsed = email.utils.parsedate_tz(valid_until)
+        if parsed and calendar.timegm(parsed[:9]) - (parsed[9] or 0) < time.time():
+            raise VerificationError(f"{what}: Release expired on {valid_until}")
+    return text
+
+
 def _parse_packages(text: str, base_uri: str, suite: str) -> list[BinaryPackage]:
     out = []
     field = re.compile(
@@ -210,27 +237,8 @@ class UpstreamArchive:
         url = f"{archive.uri}/dists/{suite}/InRelease"
         raw = self.fetcher.fetch_fresh(
             url, self.state_dir / "upstream" / _slug(archive.uri) / suite / "InRelease")
-        what = f"{url} (keyring {archive.keyring})"
-        if not archive.keyring.is_file():
-            raise VerificationError(f"{what}: keyring file does not exist")
-        signed = raw.with_suffix(".verified")
-        signed.unlink(missing_ok=True)
-        try:
-            result = self.runner.run(
-                ["gpgv", "--status-fd", "1", "--keyring", archive.keyring,
-                 "--output", signed, raw], check=False)
-        except CommandError as exc:  # gpgv missing altogether
-            raise VerificationError(f"{what}: {exc}") from exc
-        check_gpgv_status(result.stdout, what)
-        if result.returncode not in (0, 2):
-            # 2 = some signature by a key we do not hold; one VALIDSIG suffices.
-            raise VerificationError(f"{what}: gpgv exit status {result.returncode}")
-        text = signed.read_text(encoding="utf-8")
+        text = verify_inrelease(raw, archive.keyring, url, self.runner)
         release = release_fields(text)
-        if valid_until := release.get("valid-until"):
-            parsed = email.utils.parsedate_tz(valid_until)
-            if parsed and calendar.timegm(parsed[:9]) - (parsed[9] or 0) < time.time():
-                raise VerificationError(f"{what}: Release expired on {valid_until}")
         return VerifiedRelease(
             archive=archive, suite=suite,
             inrelease_sha256=hashlib.sha256(raw.read_bytes()).hexdigest(),

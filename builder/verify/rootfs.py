@@ -1,20 +1,22 @@
 """Fresh root file systems of a profile, and running commands inside them.
 
-Roots are made by mmdebstrap in unshare mode as tarballs and unpacked as
-root with numeric owners (unpacking into a directory directly would leave
-files owned by subordinate ids).  Commands run chrooted in private mount and
-PID namespaces, so /proc and bind mounts vanish with the command.
+Roots are made by `builder.buildroot.roots` (mmdebstrap in unshare mode, to a
+cached tarball) and unpacked as root with numeric owners (unpacking into a
+directory directly would leave files owned by subordinate ids).  Commands
+run chrooted in private mount and PID namespaces, so /proc and bind mounts
+vanish with the command.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.base.command import Result, Runner
+from builder.buildroot import roots
 from builder.buildroot.backends.chroot import apt_sources
+from builder.buildroot.roots import RootfsSpec
 from builder.stack.profile import Profile
 
 # Mounts /proc and the requested binds inside the new mount namespace, then
@@ -38,23 +40,23 @@ CHROOT_ENV = {
 }
 
 
-def create_tarball(profile: Profile, dest: Path, runner: Runner, *, variant: str = "minbase",
-                   include: Sequence[str] = (), extra_args: Sequence[str] = ()) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    argv = ["mmdebstrap", "--mode=unshare", f"--variant={variant}",
-            f"--architectures={profile.arch}"]
-    if include:
-        argv.append("--include=" + ",".join(include))
-    runner.run([*argv, *extra_args, profile.suite, dest, *apt_sources(profile)])
-    return dest
+def fresh_root_spec(profile: Profile, *, variant: str = "minbase",
+                    packages: Sequence[str] = ()) -> RootfsSpec:
+    """The profile's fresh root: its archives, nothing of ours."""
+    return RootfsSpec(name=f"{profile.suite}-{profile.arch}-{variant}", suite=profile.suite,
+                      sources=apt_sources(profile), architecture=profile.arch,
+                      variant=variant, packages=tuple(packages))
+
+
+def create_tarball(profile: Profile, cache_dir: Path, runner: Runner, *,
+                   variant: str = "minbase", packages: Sequence[str] = ()) -> Path:
+    """The fresh root's tarball, built by `roots` (cached under `cache_dir`)."""
+    spec = fresh_root_spec(profile, variant=variant, packages=packages)
+    return roots.build(spec, cache_dir, runner, keep=2).path
 
 
 def unpack(tarball: Path, dest: Path, runner: Runner) -> Path:
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    runner.run(["tar", "--numeric-owner", "-xpf", tarball, "-C", dest])
-    return dest
+    return roots.unpack(tarball, dest, runner)
 
 
 @dataclass

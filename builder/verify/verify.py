@@ -168,9 +168,9 @@ class Target:
         # No tasksel: the installer's pkgsel installs it, from every source
         # the target has by then (ours included).
         prof, root = self.stack.profile, self.root
-        tarball = rootfs.create_tarball(prof, self.work / "root.tar", self.runner)
+        tarball = rootfs.create_tarball(prof, self.stack.workspace.cache_dir / "fresh-roots",
+                                        self.runner)
         rootfs.unpack(tarball, root.path, self.runner)
-        tarball.unlink()
         root.forbid_service_starts()
         if self.apt_cache:
             share_cache(self.apt_cache, self.run_cache, self.ours, into_run=True)

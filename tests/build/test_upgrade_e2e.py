@@ -45,9 +45,8 @@ def test_changed_input_is_an_upgrade_on_a_node(tmp_path: Path,
     repo = out / "public/trixie"
     runner = Runner()
     prof = profile.load(ROOT, "trixie")
-    tarball = rootfs.create_tarball(prof, tmp_path / "root.tar", runner)
+    tarball = rootfs.create_tarball(prof, tmp_path / "roots", runner)
     root = rootfs.Root(rootfs.unpack(tarball, tmp_path / "root", runner), runner)
-    tarball.unlink()
     root.forbid_service_starts()
     with serve(repo) as url:
         add_repository(root, repo, url, "trixie")

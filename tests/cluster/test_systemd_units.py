@@ -137,14 +137,16 @@ def test_crmsh_gaps_on_debian(tmp_path):
     assert dict(gaps["crmsh-csync2-paths"].links)["etc/csync2/csync2.cfg"] == "/etc/csync2.cfg"
 
 
-def test_systemd_root_has_init_both_tools_and_ssh():
+def test_systemd_root_has_init_both_tools_and_ssh(tmp_path):
     ours = ("deb [signed-by=/etc/apt/keyrings/k.gpg] http://127.0.0.1:1/ trixie main",)
-    script = RootSpec("trixie", "http://deb.debian.org/debian", ours)
-    systemd = RootSpec("trixie", "http://deb.debian.org/debian", ours, init="systemd")
+    key = tmp_path / "k.gpg"
+    key.write_bytes(b"k")
+    script = RootSpec("trixie", "http://deb.debian.org/debian", ours, (key,))
+    systemd = RootSpec("trixie", "http://deb.debian.org/debian", ours, (key,), init="systemd")
     assert {"systemd-sysv", "pcs", "crmsh", "openssh-server", "csync2", "sudo",
             "ubuntu-cluster"} <= set(systemd.packages)
     assert "systemd-sysv" not in script.packages
-    assert systemd.key() != script.key()
+    assert systemd.key(["d", "r"]) != script.key(["d", "r"])
     with pytest.raises(ValueError, match="init"):
         RootSpec("trixie", "http://deb.debian.org/debian", init="upstart")
     with pytest.raises(ValueError, match="init"):

@@ -1,23 +1,23 @@
 """A trixie root with the cluster stack installed, for running daemons the Upstart way.
 
-Built once with mmdebstrap (unshare mode, no root privileges inside) and kept as
-a tarball under the test cache; each test session unpacks it as root with
-numeric ids, which a directory target of mmdebstrap would get wrong.
+Built by `builder.buildroot.roots` (mmdebstrap in unshare mode, no root
+privileges inside) and kept as a tarball under the test cache, keyed by what
+it installs and by trixie's verified Release, so point releases of trixie
+reach the fork check; each test session unpacks it as root with numeric ids,
+which a directory target of mmdebstrap would get wrong.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
 from pathlib import Path
 
 from builder.base.command import Runner
+from builder.buildroot import roots
 
 from .debcache import CACHE
 
 SUITE = "trixie"
 MIRROR = "http://deb.debian.org/debian"
-MAX_AGE_S = 7 * 24 * 3600
 # The daemons of upstart/jobs.yaml plus what their jobs and the harness run:
 # strace (the tracer), iproute2 (veth for keepalived), procps (ps), mount (dlm's pre-start).
 PACKAGES = [
@@ -27,24 +27,19 @@ PACKAGES = [
 ]
 
 
+def root_spec(packages: list[str] = PACKAGES, suite: str = SUITE) -> roots.RootfsSpec:
+    return roots.RootfsSpec(name=f"{suite}-forkcheck", suite=suite,
+                            sources=(roots.Source(f"deb {MIRROR} {suite} main"),),
+                            variant="apt", packages=tuple(packages))
+
+
 def root_tarball(packages: list[str] = PACKAGES, suite: str = SUITE) -> Path:
-    key = hashlib.sha256(" ".join([suite, *sorted(packages)]).encode()).hexdigest()[:12]
-    tarball = CACHE / "upstart" / f"{suite}-forkcheck-{key}.tar.zst"
-    # Rebuilt weekly, so point releases of trixie reach the fork check.
-    if not tarball.exists() or time.time() - tarball.stat().st_mtime > MAX_AGE_S:
-        tarball.parent.mkdir(parents=True, exist_ok=True)
-        partial = tarball.with_name(tarball.name + ".partial.tar.zst")
-        Runner().run(["mmdebstrap", "--mode=unshare", "--variant=apt", "--quiet",
-                      f"--include={','.join(packages)}", suite, partial, MIRROR],
-                     timeout=900)
-        partial.rename(tarball)
-    return tarball
+    return roots.build(root_spec(packages, suite), CACHE / "upstart", Runner(),
+                       timeout=900, keep=2).path
 
 
 def unpack(tarball: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    Runner().run(["tar", "--numeric-owner", "-xpf", tarball, "-C", dest])
-    return dest
+    return roots.unpack(tarball, dest, Runner())
 
 
 # --- minimal valid configurations for the daemons (one node, test network) ---

@@ -16,14 +16,15 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder.base.command import Runner
+from builder.buildroot import roots
 
 from .. import cachekeep
 from ..fencing import agent_path
-from ..rootfs import RootSpec, mmdebstrap_argv, release_digest
+from ..rootfs import RootSpec, mmdebstrap_argv
 
 # Bumped when the way an image is made changes.
 IMAGE_FORMAT = 1
@@ -103,9 +104,9 @@ def initramfs_hook() -> str:
 
 
 def image_argv(spec: RootSpec, tarball: Path) -> list[str]:
-    """mmdebstrap_argv of the namespace tier's root, with the kernel's initramfs hook."""
-    argv = mmdebstrap_argv(spec, tarball)
-    return [argv[0], f"--essential-hook={initramfs_hook()}", *argv[1:]]
+    """mmdebstrap_argv of the namespace tier's root, with the kernel's initramfs hook
+    (`vm_root_spec` puts it in the spec)."""
+    return mmdebstrap_argv(spec, tarball)
 
 
 def mkfs_argv(tree: Path, image: Path, size_mib: int) -> list[str]:
@@ -139,34 +140,28 @@ def ensure_image(spec: RootSpec, cache_dir: Path, runner: Runner) -> Iterator[Im
     held for the block."""
     images = cache_dir / "vm-images"
     images.mkdir(parents=True, exist_ok=True)
-    digests = [release_digest(line) for line in spec.extra_sources]
-    # The root tarball depends on what is installed; the image also on our files in it,
-    # which change far more often and cost only an unpack and a mkfs to redo.
-    root_key = hashlib.sha256(
-        f"{IMAGE_FORMAT}:{spec.key(digests)}:{initramfs_hook()}".encode()).hexdigest()[:16]
-    h = hashlib.sha256(root_key.encode())
+    rootfs = replace(spec.rootfs(), name=f"{spec.suite}-root")
+    # The root tarball depends on what is installed (the initramfs hook is in its spec);
+    # the image also on our files in it, which change far more often and cost only an
+    # unpack and a mkfs to redo.
+    root_key = roots.current_key(rootfs, runner)
+    h = hashlib.sha256(f"{IMAGE_FORMAT}:{root_key}".encode())
     for path, data in sorted(guest_files().items()):
         h.update(path.encode() + b"\0" + data)
     key = h.hexdigest()[:16]
     base = images / f"{spec.suite}-{key}"
-    tarball = images / f"{spec.suite}-root-{root_key}.tar.zst"
+    tarball = roots.tarball_path(rootfs, images, root_key)
     done = base / "complete.json"
     tree = base / "root"
 
     def make() -> None:
-        if not tarball.exists():
-            partial = images / f"{spec.suite}-root-{root_key}.partial.tar.zst"
-            partial.unlink(missing_ok=True)
-            runner.run(image_argv(spec, partial), timeout=2400)
-            partial.rename(tarball)
+        roots.build(rootfs, images, runner, key=root_key, timeout=2400)
         # Images of this root made with older guest files: nobody holds the root now.
         for old in _bases(images, root_key):
             shutil.rmtree(old)
         if base.exists():
             shutil.rmtree(base)
-        tree.mkdir(parents=True)
-        runner.run(["tar", "--zstd", "--numeric-owner", "-xpf", tarball, "-C", tree],
-                   timeout=900)
+        roots.unpack(tarball, tree, runner)
         for path, data in guest_files().items():
             target = tree / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -213,4 +208,4 @@ def vm_root_spec(suite: str, mirror: str, extra_sources: list[str],
     """The namespace tier's root (ubuntu-cluster from our archive and the harness's tools)
     plus the kernel, drbd-utils and MariaDB."""
     return RootSpec(suite, mirror, tuple(extra_sources), tuple(extra_keys),
-                    extra_packages=VM_PACKAGES)
+                    extra_packages=VM_PACKAGES, essential_hooks=(initramfs_hook(),))
