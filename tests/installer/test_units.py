@@ -399,3 +399,48 @@ def test_a_kept_disk_that_does_not_exist_is_refused_before_anything_starts(
         run_installer(options, profile.load(ROOT, "trixie"), None,  # type: ignore[arg-type]
                       ROOT / "packaging")
     assert not (tmp_path / "cache" / "runs").exists()
+
+
+# From the installed node's serial console on 2026-12-02 (installed-shell.log of
+# `python -m builder.verify.installer --keep-disk`): what apt-setup wrote, and how
+# trixie's ip(8) answers on a terminal.
+INSTALLED_SOURCES = (
+    "deb [signed-by=/etc/apt/keyrings/ClusterStack.gpg] http://10.0.2.101/ trixie main\n"
+    "==\n"
+    "{ours}  /etc/apt/keyrings/ClusterStack.gpg\n"
+    "4d097bb93f83d731f475c5b92a0c2fcf108cfce1d4932792fca72d00b48d198b  "
+    "/etc/apt/trusted.gpg.d/debian-archive-trixie-stable.asc\n")
+OUR_KEY = "a" * 64
+
+
+def expected() -> checks.Expected:
+    return checks.Expected(repo_host="10.0.2.101", key_sha256=(OUR_KEY,),
+                           bond_address="192.0.2.21/24", bond_mode="active-backup",
+                           slaves=("ens4", "ens5"))
+
+
+def test_our_key_is_the_one_apt_setup_names_in_signed_by() -> None:
+    ok, detail = checks.our_source_and_key(INSTALLED_SOURCES.format(ours=OUR_KEY), expected())
+    assert ok, detail
+    assert "key /etc/apt/keyrings/ClusterStack.gpg" in detail
+
+
+def test_another_key_in_signed_by_fails_even_if_ours_is_trusted_elsewhere() -> None:
+    text = INSTALLED_SOURCES.format(ours="b" * 64) + f"{OUR_KEY}  /etc/apt/trusted.gpg.d/x.gpg\n"
+    ok, detail = checks.our_source_and_key(text, expected())
+    assert not ok
+    assert "no key with our digest in /etc/apt/keyrings/ClusterStack.gpg" in detail
+
+
+def test_no_apt_line_for_our_repository_fails() -> None:
+    ok, detail = checks.our_source_and_key("==\n", expected())
+    assert not ok and "no apt line for http://10.0.2.101" in detail
+
+
+def test_console_colours_are_stripped() -> None:
+    from builder.verify.installer.shell import plain
+    line = ("\x1b[36mbond0            \x1b[0m\x1b[32mUP             \x1b[0m"
+            "\x1b[33m52:54:00:c5:01:04 \x1b[0m<BROADCAST,MULTICAST,MASTER,UP,LOWER_UP> \r\n")
+    assert plain(line) == ("bond0            UP             52:54:00:c5:01:04 "
+                           "<BROADCAST,MULTICAST,MASTER,UP,LOWER_UP> \n")
+    assert " UP " in f" {plain(line)} "

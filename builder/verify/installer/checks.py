@@ -102,6 +102,26 @@ def interfaces_bond(text: str) -> dict[str, str]:
                                          for line in stanza.group(1).splitlines())}
 
 
+def our_source_and_key(text: str, expected: Expected) -> tuple[bool, str]:
+    """Our repository's apt line and the key apt trusts for it, from the sources lines
+    naming our host, `==`, and `sha256sum` of the keyrings.  apt-setup writes
+    `signed-by=/etc/apt/keyrings/<comment>.gpg` (trixie), so that file must be our key;
+    a line without signed-by may use any key in trusted.gpg.d."""
+    sources, _, keys = text.partition("==")
+    digests = {ln.split()[-1]: ln.split()[0] for ln in keys.splitlines() if len(ln.split()) == 2}
+    lines = [ln.strip() for ln in sources.splitlines()
+             if f"http://{expected.repo_host}" in ln and not ln.lstrip().startswith("#")]
+    if not lines:
+        return False, f"no apt line for http://{expected.repo_host}"
+    signed_by = re.findall(r"signed-by=([^\s\]]+)", " ".join(lines))
+    candidates = signed_by or [p for p in digests if p.startswith("/etc/apt/trusted.gpg.d/")]
+    ours = [p for p in candidates if digests.get(p) in expected.key_sha256]
+    if not ours:
+        return False, (f"{lines[0][:70]}; no key with our digest in "
+                       f"{', '.join(candidates) or 'the keyrings'}")
+    return True, f"{lines[0][:70]}; key {ours[0]}"
+
+
 def _check(report: InstallerReport, name: str, ok: bool, detail: str = "") -> bool:
     report.checks[name] = "ok" if ok else f"failed{': ' + detail if detail else ''}"
     return ok
@@ -126,13 +146,9 @@ def run_checks(shell: SerialShell, run: Run, monitor: qemu.Monitor, report: Inst
                    "not ours: " + ", ".join(p for p in OURS if not origin.get(p)))
     rc, text = shell.run(f"grep -rh '{expected.repo_host}' /etc/apt/sources.list "
                          "/etc/apt/sources.list.d/ 2>/dev/null; echo ==; "
-                         "sha256sum /etc/apt/trusted.gpg.d/* 2>/dev/null")
-    sources, _, keys = text.partition("==")
-    key_files = " ".join(ln.split()[-1] for ln in keys.splitlines() if ln.strip()) or "none"
-    good &= _check(report, "our apt source and key",
-                   f"http://{expected.repo_host}" in sources
-                   and any(k in keys for k in expected.key_sha256),
-                   f"sources: {sources.strip()[:60] or 'none'}; keys: {key_files}")
+                         "sha256sum /etc/apt/keyrings/* /etc/apt/trusted.gpg.d/* 2>/dev/null")
+    ok, detail = our_source_and_key(text, expected)
+    good &= _check(report, "our apt source and key", ok, detail)
     rc, text = shell.run("systemctl list-unit-files corosync.service pacemaker.service "
                          "--no-legend --no-pager")
     good &= _check(report, "corosync/pacemaker units",

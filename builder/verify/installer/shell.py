@@ -20,6 +20,15 @@ from pathlib import Path
 
 from builder.base.errors import ClusterStackError
 
+# The console is a terminal, so trixie's ip(8) and systemctl colour their output
+# (seen: "\x1b[32mUP" failed the bond check of an installed node on 2026-12-02).
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain(text: str) -> str:
+    """A command's console output without colours, terminal modes and carriage returns."""
+    return _ESCAPES.sub("", text).replace("\r", "")
+
 
 class SerialShell:
     def __init__(self, path: Path, transcript: Path) -> None:
@@ -89,7 +98,7 @@ class SerialShell:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if (m := done.search(self.buf)) is not None:
-                return int(m.group(2)), m.group(1).replace("\r", "")
+                return int(m.group(2)), plain(m.group(1))
             self._read(deadline)
         raise ClusterStackError(f"no answer to `{command}` on the serial console "
                                 f"in {timeout:.0f} s")
