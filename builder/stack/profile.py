@@ -32,6 +32,7 @@ class Profile:
     task_mode: str
     task_section: str
     reachable: bool
+    chroot_max_age_days: float
     origin: str
     label: str
     path: Path
@@ -91,6 +92,7 @@ def load(stack_dir: Path, name: str, checked: datafile.Checked | None = None) ->
         task_mode=tasks["mode"],
         task_section=tasks.get("section", "server"),
         reachable=data.get("reachable", True),
+        chroot_max_age_days=float(data.get("chroot_max_age_days", 7)),
         origin=data.get("origin", "ClusterStack"),
         label=data.get("label", "ClusterStack"),
         path=path,
