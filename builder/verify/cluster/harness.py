@@ -70,8 +70,7 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
             if root is None:
                 return report
             report.root_build_s = round(root.seconds, 1)
-            assert options.work_dir is not None  # set by ClusterOptions.__post_init__
-            run_dir = new_run_dir(options.work_dir)
+            run_dir = new_run_dir(options.runs_dir)
             if options.init == "systemd":
                 cluster = SystemdCluster(root.path, run_dir, options.nodes, runner,
                                          options.token_ms)

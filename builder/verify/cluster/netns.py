@@ -53,7 +53,8 @@ class Switch:
 
     @property
     def pid(self) -> int:
-        assert self.holder is not None, "switch not started"
+        if self.holder is None:
+            raise RuntimeError("the switch's namespace is not started (Switch.start first)")
         return self.holder.pid
 
     def run(self, argv: list[str], check: bool = True, timeout: float = 30) -> Result:

@@ -107,7 +107,8 @@ class Node:
 
     def _wait_for_init(self, timeout: float = 20) -> int:
         """PID (seen from the host) of the node's PID 1, once it has chrooted."""
-        assert self.proc is not None
+        if self.proc is None:
+            raise NodeError(f"{self.name}: no boot process to wait for")
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -58,8 +58,12 @@ class ClusterOptions:
             raise ValueError("nodes must be between 2 and 16")
         self.output_dir = Path(self.output_dir)
         self.cache_dir = Path(self.cache_dir)
-        self.work_dir = Path(self.work_dir) if self.work_dir else self.cache_dir / "runs"
         self.extra_keys = [Path(k) for k in self.extra_keys]
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where each run's overlays and disks go: work_dir, by default CACHE/runs."""
+        return Path(self.work_dir) if self.work_dir else self.cache_dir / "runs"
 
 
 @dataclass

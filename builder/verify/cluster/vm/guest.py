@@ -216,7 +216,8 @@ class Guest:
 
     def wait_agent(self, timeout: float) -> float:
         """Seconds from qemu's start until the agent answers; that is the boot time."""
-        assert self.started_at is not None
+        if self.started_at is None:
+            raise GuestError(f"{self.name}: wait_agent before qemu was started")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.request({"argv": ["true"], "timeout": 5}, timeout=2) is not None:

@@ -71,8 +71,12 @@ class VmOptions:
             raise ValueError("accel must be auto, tcg or kvm")
         self.output_dir = Path(self.output_dir)
         self.cache_dir = Path(self.cache_dir)
-        self.work_dir = Path(self.work_dir) if self.work_dir else self.cache_dir / "runs"
         self.extra_keys = [Path(k) for k in self.extra_keys]
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where each run's overlays and DRBD disks go: work_dir, by default CACHE/runs."""
+        return Path(self.work_dir) if self.work_dir else self.cache_dir / "runs"
         if self.gfs2_recovery_limit <= 0:
             self.gfs2_recovery_limit = GFS2_RECOVERY_LIMIT
 
@@ -260,8 +264,7 @@ def run_vm_cluster(options: VmOptions) -> VmReport:
             if image is None:
                 return report
             report.image_build_s = round(image.seconds, 1)
-            assert options.work_dir is not None  # set by __post_init__
-            run_dir = new_run_dir(options.work_dir)
+            run_dir = new_run_dir(options.runs_dir)
             accel = options.accel
             if accel == "auto":
                 accel = "kvm" if probe_kvm(image, runner, run_dir) else "tcg"
