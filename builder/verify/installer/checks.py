@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from builder.base.command import Background
 from builder.base.errors import ClusterStackError
+from builder.buildroot.roots import SIGNED_BY
 
 from . import qemu
 from .shell import SerialShell
@@ -113,7 +114,7 @@ def our_source_and_key(text: str, expected: Expected) -> tuple[bool, str]:
              if f"http://{expected.repo_host}" in ln and not ln.lstrip().startswith("#")]
     if not lines:
         return False, f"no apt line for http://{expected.repo_host}"
-    signed_by = re.findall(r"signed-by=([^\s\]]+)", " ".join(lines))
+    signed_by = SIGNED_BY.findall(" ".join(lines))
     candidates = signed_by or [p for p in digests if p.startswith("/etc/apt/trusted.gpg.d/")]
     ours = [p for p in candidates if digests.get(p) in expected.key_sha256]
     if not ours:
