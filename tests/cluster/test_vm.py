@@ -176,6 +176,7 @@ def test_options_and_report(tmp_path: Path) -> None:
         VmOptions(accel="xen")
     options = VmOptions(cache_dir=tmp_path)
     assert options.runs_dir == tmp_path / "runs"
+    assert options.gfs2_recovery_limit == GFS2_RECOVERY_LIMIT  # the default when unset
     report = VmReport(ok=True, guests_up=2, accel="tcg", guest_boot_s={"node1": 30.5},
                       drbd_failover_s=12.3, failover={"from": "node1", "to": "node2"},
                       peak_memory_mib=1800.0,

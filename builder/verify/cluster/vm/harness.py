@@ -72,13 +72,13 @@ class VmOptions:
         self.output_dir = Path(self.output_dir)
         self.cache_dir = Path(self.cache_dir)
         self.extra_keys = [Path(k) for k in self.extra_keys]
+        if self.gfs2_recovery_limit <= 0:
+            self.gfs2_recovery_limit = GFS2_RECOVERY_LIMIT
 
     @property
     def runs_dir(self) -> Path:
         """Where each run's overlays and DRBD disks go: work_dir, by default CACHE/runs."""
         return Path(self.work_dir) if self.work_dir else self.cache_dir / "runs"
-        if self.gfs2_recovery_limit <= 0:
-            self.gfs2_recovery_limit = GFS2_RECOVERY_LIMIT
 
 
 @dataclass
