@@ -196,6 +196,14 @@ def test_guest_forwards_have_no_commas_and_the_user_net_is_restricted() -> None:
     assert "ifname=tap-g1" in " ".join(argv) and "addr=0x5" in " ".join(argv)
 
 
+def test_the_installer_gets_the_vcpus_asked_for_and_no_more_than_the_host_has(
+        tmp_path: Path) -> None:
+    argv = qemu.base_argv("installer", 1024, tmp_path / "d.qcow2", tmp_path / "m.sock", 2)
+    assert argv[argv.index("-smp") + 1] == "2"
+    assert "thread=multi" in argv[argv.index("-accel") + 1]
+    assert 1 <= qemu.default_cpus() <= 2
+
+
 def test_installer_command_line() -> None:
     line = qemu.installer_cmdline()
     assert "priority=critical" in line and "DEBIAN_FRONTEND=text" in line

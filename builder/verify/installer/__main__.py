@@ -21,6 +21,7 @@ from builder.sources.upstream import UpstreamArchive
 from builder.stack.profile import load
 
 from ..cluster.steps import Interrupted
+from . import qemu
 from .harness import InstallerOptions, run_installer, table
 
 
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                    "the fail-over there")
     p.add_argument("--stall-grace", type=float, default=60.0)
     p.add_argument("--keep-disk", action="store_true")
+    p.add_argument("--cpus", type=int, default=qemu.default_cpus(),
+                   help="vCPUs of the installer and the installed system (default %(default)s)")
     p.add_argument("--installed-disk", type=Path,
                    help="no install: boot this kept disk (an overlay over it) and check it")
     args = p.parse_args(argv)
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                                check_mirror=not args.no_mirror_check,
                                stall_grace=args.stall_grace, keep_disk=args.keep_disk,
                                bond_probe=args.bond_probe,
-                               installed_disk=args.installed_disk)
+                               installed_disk=args.installed_disk, cpus=args.cpus)
     try:
         report = run_installer(options, prof, upstream, ws.packaging_dir)
     except ClusterStackError as exc:

@@ -72,6 +72,7 @@ class InstallerOptions:
     output_dir: Path
     cache_dir: Path
     memory_mib: int = 1024
+    cpus: int = field(default_factory=qemu.default_cpus)
     disk_gib: int = 20
     install_timeout: float = 4 * 3600.0
     stall_grace: float = 60.0
@@ -89,6 +90,7 @@ class InstallerReport:
     netboot: str = ""
     kernel: str = ""
     installer_view: str = ""
+    cpus: int | None = None
     install_s: float | None = None     # boot to power-off of a finished install
     installer_ran_s: float | None = None  # boot until it finished, stalled or was stopped
     downloaded_mib: float | None = None
@@ -119,6 +121,7 @@ def table(report: InstallerReport) -> str:
         ("netboot image", report.netboot or "-"),
         ("installer kernel", report.kernel or "-"),
         ("installer's udeb index", report.installer_view or "Debian's mirror as it is"),
+        ("vCPUs (TCG threads)", "-" if report.cpus is None else str(report.cpus)),
         ("install wall time", _seconds(report.install_s)),
         ("installer ran", _seconds(report.installer_ran_s)),
         ("downloaded from Debian", "-" if report.downloaded_mib is None
@@ -313,7 +316,7 @@ def run_installer(options: InstallerOptions, profile: Profile, upstream: Upstrea
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("installer-report.*"):
         stale.unlink()  # a bad input must not leave the last run's figures looking current
-    report = InstallerReport(output_dir=str(out))
+    report = InstallerReport(output_dir=str(out), cpus=options.cpus)
     if options.installed_disk is not None:
         if not options.installed_disk.is_file():
             raise netboot.InstallerInputError(f"{options.installed_disk}: no such disk image")
@@ -410,7 +413,8 @@ def _install(run: Run, options: InstallerOptions, prepared: Prepared,
     mirror_port = run.front.port if run.front is not None else run.proxy.port
     forwards = [qemu.Forward(qemu.MIRROR_ADDRESS, 3142, mirror_port),
                 qemu.Forward(qemu.REPO_ADDRESS, 80, repo_port)]
-    argv = [*qemu.base_argv("installer", options.memory_mib, disk, run.run_dir / "monitor.sock"),
+    argv = [*qemu.base_argv("installer", options.memory_mib, disk, run.run_dir / "monitor.sock",
+                            options.cpus),
             "-kernel", str(image.kernel), "-initrd", str(ird),
             "-append", qemu.installer_cmdline(),
             *qemu.nic_argv(forwards, MACS, (tap_name(0), tap_name(1))),
@@ -472,7 +476,7 @@ def _boot_installed(run: Run, options: InstallerOptions, disk: Path, report: Ins
                     out: Path) -> None:
     console_sock = run.run_dir / "console.sock"
     monitor = qemu.Monitor(run.run_dir / "monitor-installed.sock")
-    argv = [*qemu.base_argv("node1", options.memory_mib, disk, monitor.path),
+    argv = [*qemu.base_argv("node1", options.memory_mib, disk, monitor.path, options.cpus),
             *qemu.nic_argv([], MACS, (tap_name(0), tap_name(1))),
             "-chardev", f"socket,id=s0,path={console_sock},server=on,wait=off,"
             f"logfile={run.run_dir / 'installed-console.log'}",

@@ -50,9 +50,17 @@ def accel() -> list[str]:
     return ["-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max"]
 
 
-def base_argv(name: str, memory_mib: int, disk: Path, monitor: Path) -> list[str]:
+def default_cpus() -> int:
+    # With thread=multi each vCPU is a host thread: in the installer dpkg-deb's
+    # decompression and dpkg's unpacking run side by side, so a second vCPU shortens
+    # the emulated install on a 2-core host; more vCPUs than host cores only contend.
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def base_argv(name: str, memory_mib: int, disk: Path, monitor: Path, cpus: int = 1) -> list[str]:
     return [
-        "qemu-system-x86_64", "-name", name, *accel(), "-m", str(memory_mib), "-smp", "1",
+        "qemu-system-x86_64", "-name", name, *accel(), "-m", str(memory_mib),
+        "-smp", str(cpus),
         "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
         "-drive", f"file={disk},format=qcow2,if=none,id=root,cache=unsafe,discard=unmap",
         "-device", "virtio-blk-pci,drive=root,serial=cs-root,addr=0x6",
