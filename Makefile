@@ -14,7 +14,7 @@ APT_PACKAGES = sbuild mmdebstrap apt-utils gnupg gpgv uidmap tasksel dpkg-dev \
 	python3 python3-venv qemu-system-x86 qemu-utils e2fsprogs docker.io rsync git chromium \
 	apt-cacher-ng diffoscope-minimal systemd-container openssh-client icinga2-bin
 
-.PHONY: setup host-setup archive check cluster systemd-cluster vm-cluster installer benchmark lint gitlab-ci-local
+.PHONY: setup host-setup archive check cluster systemd-cluster howto vm-cluster installer benchmark lint gitlab-ci-local
 setup: host-setup $(VENV)/.installed
 
 host-setup:
@@ -79,6 +79,10 @@ cluster: setup
 
 systemd-cluster: setup
 	$(CS) verify --cluster --init systemd --profile $(PROFILE)
+
+# docs/howto-mariadb-failover.md, its commands run word for word on systemd nodes.
+howto: setup
+	$(CS) verify --cluster --init systemd --howto docs/howto-mariadb-failover.md --profile $(PROFILE)
 
 vm-cluster: setup
 	$(CS) verify --cluster --vm --profile $(PROFILE)

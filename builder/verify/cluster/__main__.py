@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="systemd: nodes boot systemd (systemd-nspawn), the packages' "
                              "units start the daemons and the bootstrap tool (--shell pcs) "
                              "creates the cluster")
+    parser.add_argument("--howto", type=Path, metavar="PAGE",
+                        help="with --init systemd: the page's commands make the cluster, "
+                             "word for word (docs/howto-mariadb-failover.md)")
+    parser.add_argument("--howto-repo", type=Path, metavar="DIR",
+                        help="the published repository the how-to's nodes install from")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -66,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                                  fence_action=args.fence_action,
                                  shell=args.shell or ("pcs" if args.init == "systemd"
                                                       else "crmsh"),
-                                 init=args.init)
+                                 init=args.init, howto=args.howto,
+                                 howto_repo=args.howto_repo)
     except ValueError as exc:  # e.g. --nodes 1
         parser.error(str(exc))
     try:

@@ -48,11 +48,15 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
     if not (repo / "dists" / prof.suite / "InRelease").is_file():
         raise ClusterStackError(f"no published repository at {repo} "
                                 f"(run `clusterstack publish --profile {prof.name}` first)")
+    page = getattr(args, "howto", None)
+    if page is not None and getattr(args, "init", None) != "systemd":
+        raise InputError("--howto", "the how-to runs on the systemd tier: add --init systemd")
     if getattr(args, "vm", False):
         return run_vm(stack, repo, progress, gfs2=not getattr(args, 'no_gfs2', False))
     out = ws.profile_out(prof.name) / "cluster"
     if getattr(args, "init", None) == "systemd":
-        out = ws.profile_out(prof.name) / "cluster-systemd"
+        out = ws.profile_out(prof.name) / ("cluster-howto" if page is not None
+                                           else "cluster-systemd")
     progress.say("cluster", "start", f"{args.nodes} nodes, output in {out}")
     with serve(repo) as url:
         ours = (f"deb [signed-by=/etc/apt/keyrings/{KEY_BASENAME}.gpg] {url}/ {prof.suite} "
@@ -64,7 +68,8 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
             nodes=args.nodes, scenario=scenario,
             output_dir=out, cache_dir=ws.cache_dir / "cluster",
             init=getattr(args, "init", None) or "script",
-            shell="pcs" if getattr(args, "init", None) == "systemd" else "crmsh")
+            shell="pcs" if getattr(args, "init", None) == "systemd" else "crmsh",
+            howto=page, howto_repo=repo if page is not None else None)
         report = run_cluster(options)
     sys.stdout.write(table(report))
     if not report.ok:

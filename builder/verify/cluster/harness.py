@@ -11,7 +11,7 @@ from typing import Any
 
 from builder.base.command import Runner
 
-from . import faults, scenarios
+from . import faults, howto, scenarios
 from . import report as report_mod
 from .cluster import Cluster
 from .monitoring import Monitor
@@ -52,6 +52,11 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
     before anything is made.
     """
     selection = faults.select(options.scenario, options.nodes)
+    # A page that cannot run is bad input: refused before anything is built or started.
+    page = howto.parse(options.howto) if options.howto is not None else None
+    if page is not None and options.nodes != 3:
+        raise howto.HowtoError(page.path, 0, f"the page is written for 3 machines, "
+                               f"not {options.nodes}")
     out = options.output_dir
     out.mkdir(parents=True, exist_ok=True)
     runner = Runner(log_path=out / "commands.log")
@@ -74,7 +79,7 @@ def run_cluster(options: ClusterOptions) -> ClusterReport:
             if options.init == "systemd":
                 cluster = SystemdCluster(root.path, run_dir, options.nodes, runner,
                                          options.token_ms)
-                run_systemd_scenarios(cluster, options, selection.workload, report, step)
+                run_systemd_scenarios(cluster, options, selection.workload, report, step, page)
             else:
                 cluster = Cluster(root.path, run_dir, options.nodes, runner, options.token_ms)
                 _run_scenarios(cluster, options, selection, report, step)

@@ -40,6 +40,11 @@ class ClusterOptions:
     # writes; "systemd": each node boots systemd (systemd-nspawn), the packages' units
     # start the daemons, and the bootstrap tool (`shell`) creates the cluster.
     init: str = "script"
+    # An administrator's how-to page (docs/howto-mariadb-failover.md) run word for word
+    # on the systemd tier instead of the harness's own bootstrap, with `howto_repo` (a
+    # published repository folder) served on the nodes' network for its apt steps.
+    howto: Path | None = None
+    howto_repo: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.scenario.strip():
@@ -52,6 +57,14 @@ class ClusterOptions:
             # The named fault scenarios drive the script tier's nodes (faults.py).
             raise ValueError("the systemd tier runs the short or full scenario only, "
                              f"not {self.scenario!r}")
+        if self.howto is not None:
+            if self.init != "systemd" or self.shell != "pcs" or self.scenario != "full":
+                raise ValueError("the how-to runs on the systemd tier with pcs and the "
+                                 "full scenario (its MariaDB service)")
+            if self.howto_repo is None:
+                raise ValueError("the how-to needs the published repository its nodes "
+                                 "install from (howto_repo)")
+            self.howto, self.howto_repo = Path(self.howto), Path(self.howto_repo)
         if self.fence_action not in ("reboot", "off"):
             raise ValueError("fence_action must be 'reboot' or 'off'")
         if not 2 <= self.nodes <= 16:
@@ -134,6 +147,8 @@ class ClusterReport:
     # From the kill until the node, fenced by reboot, is online on every node again.
     rejoin_s: float | None = None
     standby_failover_s: float | None = None
+    # A clean `systemctl reboot` of a node that does not serve: until it is online again.
+    reboot_rejoin_s: float | None = None
     vrrp_failover_s: float | None = None
     peak_memory_mib: float | None = None
     fencing_events: list[FenceEvent] = field(default_factory=list)
@@ -150,6 +165,7 @@ class ClusterReport:
     # Where the harness did for the archive what it should do itself (named, never silent).
     workarounds: list[str] = field(default_factory=list)
     unit_failures: list[UnitFailure] = field(default_factory=list)
+    howto: str = ""  # the page run word for word, if any
     # Every node's exporter and check at each step (script tier), in the order seen.
     monitoring: list[MonitorRow] = field(default_factory=list)
     monitoring_tools: list[str] = field(default_factory=list)  # what ran, from the units

@@ -34,13 +34,16 @@ def table(report: ClusterReport) -> str:
         ("fenced node back", _seconds(report.rejoin_s)),
         ("fail-over, standby", _seconds(report.standby_failover_s) + _move(report, "standby")),
         ("VRRP fail-over", _seconds(report.vrrp_failover_s) + _move(report, "vrrp")),
+        *((("clean reboot, rejoined", _seconds(report.reboot_rejoin_s) + _move(report, "reboot")),)
+          if report.reboot_rejoin_s is not None else ()),
         *_scenario_rows(report.scenarios),
         ("fencing events", f"{len(report.fencing_events)} ({events})"),
         ("peak memory", "-" if report.peak_memory_mib is None
          else f"{report.peak_memory_mib:.0f} MiB"),
     ]
     if report.init == "systemd":
-        rows[2:2] = [("init", "systemd (systemd-nspawn), bootstrap by " + report.stack_shell)]
+        how = f"the how-to {report.howto}, word for word" if report.howto else report.stack_shell
+        rows[2:2] = [("init", "systemd (systemd-nspawn), bootstrap by " + how)]
         rows += systemd_rows(report)
     else:
         rows += [("workaround", w) for w in report.workarounds]

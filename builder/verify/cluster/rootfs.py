@@ -45,8 +45,9 @@ INITS = ("script", "systemd")
 # csync2: `crm cluster init` fails without it ("Can't create csync2 key"); sudo: crmsh runs
 # its commands on the other nodes as `ssh root@NODE sudo -H -u root /bin/sh`. Neither is
 # a dependency of crmsh (ubuntu-cluster recommends them, but roots take no Recommends).
+# curl: the how-to (docs/howto-mariadb-failover.md) fetches our signing key with it.
 SYSTEMD_NODE = ["systemd-sysv", "dbus", "openssh-server", "openssh-client", "crmsh", "pcs",
-                "csync2", "sudo"]
+                "csync2", "sudo", "curl"]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 from builder.base.command import Background, CommandError, Runner
 
-from . import bootstrap, config, scenarios
+from . import bootstrap, config, howto, scenarios
 from .cluster import Cluster
 from .fencing import FenceTarget, agent_path
 from .memory import CgroupMemorySampler, pids_in_cgroup, pss_kib
@@ -36,6 +36,7 @@ log = logging.getLogger("clusterstack.cluster")
 CGROUP_HIERARCHIES = ("systemd", "unified")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 BOOT_TIMEOUT = 180.0
+HOWTO_REPO_PORT = 8080  # on the switch's bridge address, for the how-to's REPO_URL
 STATUS_LINES = 15
 # steps.Steps: runs a named step, None once one has failed.
 Step = Callable[[str, Callable[[], Any]], Any]
@@ -442,30 +443,142 @@ def disable_unit_everywhere(cluster: SystemdCluster, unit: str) -> None:
         node.run(["systemctl", "disable", "--now", unit], timeout=120)
 
 
+def prepare_for_howto(cluster: SystemdCluster) -> None:
+    """A node as the page's reader has it: apt knows only the sources the page adds (the
+    root's build-time ones, the host's loopback and the mirror, mean nothing in a node),
+    and the shared disk has the folder the page mounts."""
+    for node in cluster.nodes:
+        for rel in ("etc/apt/sources.list", "etc/apt/sources.list.d"):
+            if (cluster.lower / rel).is_file():
+                node.remove("/" + rel)
+            elif (cluster.lower / rel).is_dir():
+                for entry in (cluster.lower / rel).iterdir():
+                    node.remove(f"/{rel}/{entry.name}")
+    (cluster.shared / "db").mkdir(parents=True, exist_ok=True)
+
+
+def run_howto(cluster: SystemdCluster, page: howto.Page, repo: Path, step: Step,
+              timeout: float) -> None:
+    """Every block of the page in order, each its own step, with the harness's values;
+    the repository is served on the nodes' network while the page runs."""
+    server = howto.RepositoryServer(repo, cluster.switch.pid, cluster.plan.bridge,
+                                    HOWTO_REPO_PORT, cluster.run_dir / "howto-repo.log")
+    try:
+        step("repository on the nodes' network", server.wait)
+        values = howto.harness_values(
+            cluster.nodes, cluster.plan.db_vip, server.url, config.FENCE_SOCKET,
+            config.SHARED_MOUNT, config.CLUSTER_NAME, bootstrap.HACLUSTER_PASSWORD,
+            (config.DB_NAME, config.DB_USER, config.DB_PASSWORD))
+        howto.check_values(page, values)
+        for block in page.blocks:
+            def run(b: howto.Block = block) -> None:
+                locate = lambda resource: howto.locate_resource(cluster.nodes[0], resource)  # noqa: E731
+                for node in howto.nodes_for(b, cluster.live_nodes(), locate):
+                    howto.run_block(b, node, values, timeout=max(timeout, 600))
+            step(block.title, run)
+    finally:
+        server.stop()
+    # The client's own table, through the VIP as the page's database user: the rows the
+    # fail-overs write and read back.
+    step("client table through the VIP", lambda: _client_table(cluster))
+
+
+def _client_table(cluster: SystemdCluster) -> None:
+    if scenarios.sql(cluster, "CREATE TABLE IF NOT EXISTS items "
+                     "(id INT PRIMARY KEY, note VARCHAR(64))", timeout=30) is None:
+        raise scenarios.ScenarioError("the client cannot reach the database through the VIP "
+                                      "as the page's user")
+
+
+def reboot_rejoin(cluster: SystemdCluster, workload: str, timeout: float) -> scenarios.Failover:
+    """`systemctl reboot` of a node that does not serve: it must shut down cleanly (no
+    fencing), boot, and rejoin, and the service must not restart meanwhile."""
+    source = scenarios.wait_for("a serving node",
+                                lambda: scenarios.serving_node(cluster, workload), timeout)
+    scenarios.write_row(cluster, workload, 3, f"written via {source} before the reboot")
+    before = _db_uptime(cluster) if workload == "mariadb" else None
+    others = [n for n in cluster.live_nodes() if n.name != source and isinstance(n, SystemdNode)]
+    if not others:
+        raise scenarios.ScenarioError("no node but the serving one to reboot")
+    node = others[-1]
+    fenced_before = len(cluster.controller.events)
+    started = time.monotonic()
+    # The shell that asked may die with the container: its exit status says nothing.
+    node.run(["systemctl", "reboot"], check=False, timeout=60)
+    scenarios.wait_for(f"{node.name} to finish its shutdown",
+                       lambda: True if not node.alive() else None, timeout)
+    # systemd-nspawn exits on a reboot (status 133), as a machine resets: start it again.
+    node.kill()
+    cluster.power_on(node)
+    state = node.wait_running()
+    if state != "running":
+        cluster.failures += node.unit_failures()
+        raise scenarios.ScenarioError(f"{node.name} rebooted {state}")
+    scenarios.wait_for(f"{node.name} online after its reboot",
+                       lambda: scenarios.all_online(cluster, {node.name}), timeout,
+                       interval=0.25)
+    seconds = time.monotonic() - started
+    fenced = cluster.controller.events[fenced_before:]
+    if fenced:
+        raise scenarios.ScenarioError(f"a clean reboot of {node.name} was fenced: {fenced}")
+    now = scenarios.serving_node(cluster, workload)
+    after = _db_uptime(cluster)
+    # Uptime counts from mariadbd's start: smaller after means the database restarted.
+    bounced = workload == "mariadb" and (after is None or before is None or after < before)
+    if now != source or bounced:
+        raise scenarios.ScenarioError(
+            f"the service bounced while {node.name} rebooted: served by {source}, now by "
+            f"{now}; server uptime {before} s before, {after} s after")
+    back = scenarios.read_row(cluster, workload, 3)
+    if workload == "mariadb" and back != f"written via {source} before the reboot":
+        raise scenarios.ScenarioError(f"the row written before the reboot reads back as {back!r}")
+    scenarios.settle(cluster, timeout)
+    return scenarios.Failover(seconds, node.name, node.name)
+
+
+def _db_uptime(cluster: SystemdCluster) -> int | None:
+    answer = scenarios.sql(cluster, "SHOW GLOBAL STATUS LIKE 'Uptime'")
+    fields = (answer or "").split()
+    return int(fields[1]) if len(fields) == 2 and fields[1].isdigit() else None
+
+
 def run_systemd_scenarios(cluster: SystemdCluster, options: ClusterOptions, workload: str,
-                          report: ClusterReport, step: Step) -> None:
-    """The systemd tier's steps, in order; `step` runs each (steps.Steps)."""
+                          report: ClusterReport, step: Step,
+                          page: howto.Page | None = None) -> None:
+    """The systemd tier's steps, in order; `step` runs each (steps.Steps).
+
+    With `page` (options.howto, parsed), the page makes the cluster and its service
+    instead of the harness's pcs or crmsh bootstrap.
+    """
     timeout = options.step_timeout
     report.init = "systemd"
     report.stack_shell = options.shell
     try:
         step("prepare", cluster.prepare)
         report.workarounds = [g.describe() for g in cluster.gaps]
+        if page is not None:
+            report.howto = str(page.path)
+            step("prepare for the how-to", lambda: prepare_for_howto(cluster))
         step("boot", cluster.boot)
     finally:
         report.boot_s = dict(cluster.boot_s)
         report.unit_failures = list(cluster.failures)
-    if options.shell == "pcs":
-        formed = step("bootstrap", lambda: pcs_bootstrap(cluster, options.token_ms, timeout))
-    else:
-        formed = step("bootstrap", lambda: crmsh_bootstrap(cluster, timeout))
-    if formed is not None:
-        report.formation_s = round(formed, 2)
+    if page is not None and options.howto_repo is not None:
+        run_howto(cluster, page, options.howto_repo, step, timeout)
         report.nodes_up = len(cluster.live_nodes())
-    # mariadb-server's unit starts a database of its own at boot; Pacemaker runs it instead.
-    step("mariadb unit off", lambda: disable_unit_everywhere(cluster, "mariadb.service"))
-    step("service", lambda: scenarios.start_service(cluster, options.shell, workload,
-                                                     timeout, options.fence_action))
+    else:
+        if options.shell == "pcs":
+            formed = step("bootstrap", lambda: pcs_bootstrap(cluster, options.token_ms,
+                                                             timeout))
+        else:
+            formed = step("bootstrap", lambda: crmsh_bootstrap(cluster, timeout))
+        if formed is not None:
+            report.formation_s = round(formed, 2)
+            report.nodes_up = len(cluster.live_nodes())
+        # mariadb-server's unit starts a database of its own at boot; Pacemaker runs it.
+        step("mariadb unit off", lambda: disable_unit_everywhere(cluster, "mariadb.service"))
+        step("service", lambda: scenarios.start_service(cluster, options.shell, workload,
+                                                         timeout, options.fence_action))
     if report.steps.get("service") == "ok":
         report.pss_node_mib = cluster.node_pss_mib()
     kill = step("kill fail-over", lambda: scenarios.kill_failover(cluster, workload, timeout))
@@ -479,6 +592,9 @@ def run_systemd_scenarios(cluster: SystemdCluster, options: ClusterOptions, work
         if standby is not None:
             report.standby_failover_s = round(standby.seconds, 2)
             report.failovers["standby"] = {"from": standby.source, "to": standby.target}
+        reboot = step("clean reboot", lambda: reboot_rejoin(cluster, workload, timeout))
+        if reboot is not None:
+            report.reboot_rejoin_s = round(reboot.seconds, 2)
     try:
         step("units", lambda: check_units(cluster))
     finally:
