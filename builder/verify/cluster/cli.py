@@ -18,6 +18,7 @@ from .faults import SelectionError, select
 from .harness import run_cluster
 from .options import ClusterOptions
 from .report import table
+from .steps import Interrupted
 
 
 def base_source_lines(stack: Stack) -> list[str]:
@@ -70,7 +71,10 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
             init=getattr(args, "init", None) or "script",
             shell="pcs" if getattr(args, "init", None) == "systemd" else "crmsh",
             howto=page, howto_repo=repo if page is not None else None)
-        report = run_cluster(options)
+        try:
+            report = run_cluster(options)
+        except Interrupted as exc:  # SIGTERM/SIGHUP, after the teardown: exit as for Ctrl-C
+            raise KeyboardInterrupt from exc
     sys.stdout.write(table(report))
     if not report.ok:
         raise VerifyFailed(f"cluster verification failed: {report.error}; logs and "
@@ -89,11 +93,14 @@ def run_vm(stack: Stack, repo: Path, progress: Progress, gfs2: bool = True) -> i
     with serve(repo) as url:
         ours = (f"deb [signed-by=/etc/apt/keyrings/{KEY_BASENAME}.gpg] {url}/ {prof.suite} "
                 f"{' '.join(prof.components)}")
-        report = run_vm_cluster(VmOptions(
-            suite=prof.suite, mirror=prof.mirror,
-            extra_sources=[*base_source_lines(stack), ours],
-            extra_keys=[repo / f"{KEY_BASENAME}.gpg"],
-            output_dir=out, cache_dir=ws.cache_dir / "cluster", gfs2=gfs2))
+        try:
+            report = run_vm_cluster(VmOptions(
+                suite=prof.suite, mirror=prof.mirror,
+                extra_sources=[*base_source_lines(stack), ours],
+                extra_keys=[repo / f"{KEY_BASENAME}.gpg"],
+                output_dir=out, cache_dir=ws.cache_dir / "cluster", gfs2=gfs2))
+        except Interrupted as exc:
+            raise KeyboardInterrupt from exc
     sys.stdout.write(vm_table(report))
     if not report.ok:
         raise VerifyFailed(f"VM cluster verification failed: {report.error}; logs and "

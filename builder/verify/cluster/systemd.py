@@ -36,6 +36,8 @@ log = logging.getLogger("clusterstack.cluster")
 CGROUP_HIERARCHIES = ("systemd", "unified")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 BOOT_TIMEOUT = 180.0
+# From the fence device's "on" until the node starts to boot (_power_on_after_firmware).
+FIRMWARE_S = 5.0
 HOWTO_REPO_PORT = 8080  # on the switch's bridge address, for the how-to's REPO_URL
 STATUS_LINES = 15
 # steps.Steps: runs a named step, None once one has failed.
@@ -265,7 +267,7 @@ class SystemdCluster(Cluster):
             self.controller.add(FenceTarget(
                 node.name, node.alive,
                 lambda n=node: self._on_power_thread(self.power_off, n),
-                lambda n=node: self._on_power_thread(self.power_on, n)))
+                lambda n=node: self._power_on_after_firmware(n)))
         degraded = {name: state for name, state in states.items() if state != "running"}
         if degraded:
             for node in self.nodes:
@@ -273,6 +275,24 @@ class SystemdCluster(Cluster):
                     self.failures += node.unit_failures()
             units = ", ".join(f"{f.node}: {f.unit}" for f in self.failures) or "none listed"
             raise NodeError(f"nodes not running after boot ({degraded}); failed units: {units}")
+
+    def _power_on_after_firmware(self, node: SystemdNode) -> None:
+        """The fence device's "on": the power is on at once, the system boots a moment
+        later, as a machine's firmware and boot loader make it.
+
+        A container booted at once is up in 2 s, before Pacemaker has told the cluster
+        that its reboot is done: the node's new controller then hears of its own fencing
+        and stays down ("We were allegedly just fenced", exit status 100), which no
+        machine that takes a few seconds to boot would see.
+        """
+        def boot_later() -> None:
+            time.sleep(FIRMWARE_S)
+            self.power_on(node)
+
+        future = self._power.submit(boot_later)
+        # Nobody waits for it: a boot that fails is logged, and the rejoin wait names it.
+        future.add_done_callback(lambda f: f.exception() and log.error(
+            "%s: boot after fencing failed: %s", node.name, f.exception()))
 
     def _boot_systemd(self, node: SystemdNode) -> None:
         holder = node.start_netns()
