@@ -166,6 +166,7 @@ class ClusterReport:
     workarounds: list[str] = field(default_factory=list)
     unit_failures: list[UnitFailure] = field(default_factory=list)
     howto: str = ""  # the page run word for word, if any
+    howto_blocks: dict[str, float] = field(default_factory=dict)  # block title -> seconds
     # Every node's exporter and check at each step (script tier), in the order seen.
     monitoring: list[MonitorRow] = field(default_factory=list)
     monitoring_tools: list[str] = field(default_factory=list)  # what ran, from the units

@@ -44,6 +44,7 @@ def table(report: ClusterReport) -> str:
     if report.init == "systemd":
         how = f"the how-to {report.howto}, word for word" if report.howto else report.stack_shell
         rows[2:2] = [("init", "systemd (systemd-nspawn), bootstrap by " + how)]
+        rows += [(title, f"{seconds:.1f} s") for title, seconds in report.howto_blocks.items()]
         rows += systemd_rows(report)
     else:
         rows += [("workaround", w) for w in report.workarounds]

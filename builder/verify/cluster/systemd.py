@@ -478,9 +478,11 @@ def prepare_for_howto(cluster: SystemdCluster) -> None:
 
 
 def run_howto(cluster: SystemdCluster, page: howto.Page, repo: Path, step: Step,
-              timeout: float) -> None:
+              timeout: float, report: ClusterReport) -> None:
     """Every block of the page in order, each its own step, with the harness's values;
-    the repository is served on the nodes' network while the page runs."""
+    the repository is served on the nodes' network while the page runs. Each block's
+    wall time goes to the report; the one that runs `pcs cluster setup` is the
+    formation time."""
     server = howto.RepositoryServer(repo, cluster.switch.pid, cluster.plan.bridge,
                                     HOWTO_REPO_PORT, cluster.run_dir / "howto-repo.log")
     try:
@@ -491,11 +493,18 @@ def run_howto(cluster: SystemdCluster, page: howto.Page, repo: Path, step: Step,
             (config.DB_NAME, config.DB_USER, config.DB_PASSWORD))
         howto.check_values(page, values)
         for block in page.blocks:
-            def run(b: howto.Block = block) -> None:
+            def run(b: howto.Block = block) -> float:
+                started = time.monotonic()
                 locate = lambda resource: howto.locate_resource(cluster.nodes[0], resource)  # noqa: E731
                 for node in howto.nodes_for(b, cluster.live_nodes(), locate):
                     howto.run_block(b, node, values, timeout=max(timeout, 600))
-            step(block.title, run)
+                return time.monotonic() - started
+            seconds = step(block.title, run)
+            if seconds is None:
+                break
+            report.howto_blocks[block.title] = round(seconds, 1)
+            if "pcs cluster setup" in block.script:
+                report.formation_s = round(seconds, 2)
     finally:
         server.stop()
     # The client's own table, through the VIP as the page's database user: the rows the
@@ -584,8 +593,10 @@ def run_systemd_scenarios(cluster: SystemdCluster, options: ClusterOptions, work
         report.boot_s = dict(cluster.boot_s)
         report.unit_failures = list(cluster.failures)
     if page is not None and options.howto_repo is not None:
-        run_howto(cluster, page, options.howto_repo, step, timeout)
+        run_howto(cluster, page, options.howto_repo, step, timeout, report)
         report.nodes_up = len(cluster.live_nodes())
+        if report.steps.get("client table through the VIP") == "ok":
+            report.pss_node_mib = cluster.node_pss_mib()
     else:
         if options.shell == "pcs":
             formed = step("bootstrap", lambda: pcs_bootstrap(cluster, options.token_ms,
