@@ -218,6 +218,17 @@ def test_apt_cacher_ng_download_volume_counts_incoming_lines_only() -> None:
     assert proxy.downloaded_bytes(log) == 140632 + 54506
 
 
+def test_the_warm_replay_asks_for_what_the_cold_run_served_once_each() -> None:
+    # Lines of a real cold run's apt-cacher.log (2026-12-02).
+    log = ("1796216890|I|149506|127.0.0.1|debrep/dists/oldstable/Release\n"
+           "1796216890|O|149483|127.0.0.1|debrep/dists/oldstable/Release\n"
+           "1796216895|O|61440|127.0.0.1|secdeb/dists/trixie-security/InRelease\n"
+           "1796216899|O|149483|127.0.0.1|debrep/dists/oldstable/Release\n"
+           "1796216899|O|12|127.0.0.1|other/x\n")
+    assert proxy.served_paths(log) == ["debian/dists/oldstable/Release",
+                                       "debian-security/dists/trixie-security/InRelease"]
+
+
 def test_apt_cacher_ng_gets_a_port_it_can_parse() -> None:
     assert proxy.free_port() < 32768
 

@@ -63,6 +63,22 @@ def downloaded_bytes(log_text: str) -> int:
     return total
 
 
+# The remaps of config(): the path a client asked for, by the log's backend name.
+BACKENDS = {"debrep": "debian", "secdeb": "debian-security"}
+
+
+def served_paths(log_text: str) -> list[str]:
+    """The client-side paths of every file the proxy served (its `O` lines), once each."""
+    seen: dict[str, None] = {}
+    for line in log_text.splitlines():
+        fields = line.split("|")
+        if len(fields) >= 5 and fields[1] == "O":
+            backend, _, rest = fields[4].partition("/")
+            if backend in BACKENDS and rest:
+                seen.setdefault(f"{BACKENDS[backend]}/{rest}", None)
+    return list(seen)
+
+
 @dataclass
 class AptCacher:
     base: Path
