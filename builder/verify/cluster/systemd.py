@@ -491,11 +491,15 @@ def run_howto(cluster: SystemdCluster, page: howto.Page, repo: Path, step: Step,
             cluster.nodes, cluster.plan.db_vip, server.url, config.FENCE_SOCKET,
             config.SHARED_MOUNT, config.CLUSTER_NAME, bootstrap.HACLUSTER_PASSWORD,
             (config.DB_NAME, config.DB_USER, config.DB_PASSWORD))
-        howto.check_values(page, values)
+        step("the page's settings, the harness's values",
+             lambda: howto.check_values(page, values))
+
+        def locate(resource: str) -> str | None:
+            return howto.locate_resource(cluster.nodes[0], resource)
+
         for block in page.blocks:
             def run(b: howto.Block = block) -> float:
                 started = time.monotonic()
-                locate = lambda resource: howto.locate_resource(cluster.nodes[0], resource)  # noqa: E731
                 for node in howto.nodes_for(b, cluster.live_nodes(), locate):
                     howto.run_block(b, node, values, timeout=max(timeout, 600))
                 return time.monotonic() - started
