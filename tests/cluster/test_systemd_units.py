@@ -7,16 +7,17 @@ import json
 import os
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from builder.base.command import Runner
+from builder.base.command import CommandError, Runner
 from builder.verify.cluster import bootstrap
 from builder.verify.cluster.memory import pids_in_cgroup
 from builder.verify.cluster.options import ClusterOptions, ClusterReport, UnitFailure
 from builder.verify.cluster.report import table, write
 from builder.verify.cluster.rootfs import RootSpec
-from builder.verify.cluster.systemd import SystemdNode
+from builder.verify.cluster.systemd import SystemdNode, timed
 
 MEMBERS = [("node1", "192.0.2.1"), ("node2", "192.0.2.2")]
 
@@ -116,9 +117,19 @@ def test_an_edited_corosync_conf_and_a_configured_sbd_are_left_alone(tmp_path):
     assert bootstrap.archive_gaps(root) == []
 
 
-def test_crmsh_gaps_on_debian(tmp_path):
-    """crmsh makes hacluster's ssh key in a home Debian leaves to root, and its join
-    copies csync2 files from SUSE's paths while it writes Debian's."""
+# Debian's crmsh 5.0.0~rc1-1 (abridged): init writes csync2's files at Debian's paths
+# (Debian's 0013-Fix-cluster-bootstrap.patch), join copies SUSE's.
+DEBIAN_CRMSH_BOOTSTRAP = (
+    'CSYNC2_KEY = "/etc/csync2.key_hagroup"\n'
+    'CSYNC2_CFG = "/etc/csync2.cfg"\n'
+    'utils.copy_remote_textfile(remote_user, seed_host, "/etc/csync2/csync2.cfg", '
+    '"/etc/csync2")\n')
+DEBIAN_CRMSH_SSH_KEY = "class KeyFileManager:\n    def ensure_key_pair_exists_for_user(\n"
+PATCHES = Path(__file__).resolve().parents[2] / "patches/crmsh"
+
+
+def _crmsh_root(tmp_path: Path, bootstrap_py: str, ssh_key_py: str) -> Path:
+    """A root with crmsh, and hacluster's home owned by root, as pacemaker-common leaves it."""
     root = _root(tmp_path, example=False, sbd=False, pcsd_default="")
     (root / "usr/sbin").mkdir(parents=True)
     (root / "usr/sbin/crm").write_text("#!/usr/bin/python3\n")
@@ -126,15 +137,57 @@ def test_crmsh_gaps_on_debian(tmp_path):
                                      f"hacluster:x:{os.getuid() + 4242}:102::"
                                      "/var/lib/pacemaker:/usr/sbin/nologin\n")
     (root / "var/lib/pacemaker").mkdir(parents=True)
-    crmsh = root / "usr/lib/python3/dist-packages/crmsh"
-    crmsh.mkdir(parents=True)
-    (crmsh / "bootstrap.py").write_text(
-        'CSYNC2_CFG = "/etc/csync2.cfg"\n'
-        'utils.copy_remote_textfile(u, seed, "/etc/csync2/csync2.cfg", "/etc/csync2")\n')
+    (root / bootstrap.CRMSH_BOOTSTRAP).parent.mkdir(parents=True)
+    (root / bootstrap.CRMSH_BOOTSTRAP).write_text(bootstrap_py)
+    (root / bootstrap.CRMSH_SSH_KEY).write_text(ssh_key_py)
+    return root
+
+
+def _patched_side(patch: str, path: str) -> str:
+    """The lines a patch of patches/crmsh leaves in `path`: its context and what it adds
+    (what the rebuilt package installs there, as far as the patch shows it)."""
+    lines, current = [], None
+    for line in (PATCHES / patch).read_text().splitlines():
+        if line.startswith("+++ "):
+            current = line[4:].split("/", 1)[1]
+        elif current == path and line[:1] in (" ", "+") and not line.startswith("+++"):
+            lines.append(line[1:])
+    return "\n".join(lines) + "\n"
+
+
+def test_crmsh_gaps_on_debian(tmp_path):
+    """crmsh makes hacluster's ssh key in a home Debian leaves to root, and its join
+    copies csync2 files from SUSE's paths while it writes Debian's."""
+    root = _crmsh_root(tmp_path, DEBIAN_CRMSH_BOOTSTRAP, DEBIAN_CRMSH_SSH_KEY)
     gaps = {g.name: g for g in bootstrap.archive_gaps(root)}
     assert set(gaps) == {"crmsh-hacluster-ssh", "crmsh-csync2-paths"}
     assert gaps["crmsh-hacluster-ssh"].dirs == (("var/lib/pacemaker/.ssh", "hacluster", 0o700),)
     assert dict(gaps["crmsh-csync2-paths"].links)["etc/csync2/csync2.cfg"] == "/etc/csync2.cfg"
+    assert all("packaging/crmsh + patches/crmsh" in g.describe() for g in gaps.values())
+
+
+def test_our_crmsh_has_no_crmsh_gaps(tmp_path):
+    """With patches/crmsh the root's crmsh creates ~hacluster/.ssh itself and its join
+    copies Debian's csync2 paths: neither gap, although the home is still root's."""
+    root = _crmsh_root(
+        tmp_path, _patched_side("0003-csync2-debian-paths-on-join.patch", "crmsh/bootstrap.py"),
+        _patched_side("0002-ssh-dir-for-hacluster.patch", "crmsh/ssh_key.py"))
+    assert (root / "var/lib/pacemaker").stat().st_uid != os.getuid() + 4242
+    assert 'CSYNC2_CFG = "/etc/csync2.cfg"' in (root / bootstrap.CRMSH_BOOTSTRAP).read_text()
+    assert bootstrap.archive_gaps(root) == []
+
+
+def test_crmsh_gaps_each_on_its_own(tmp_path):
+    """Each gap is judged from its own file: a crmsh with only one of the fixes keeps the
+    other gap."""
+    fixed_ssh = _patched_side("0002-ssh-dir-for-hacluster.patch", "crmsh/ssh_key.py")
+    root = _crmsh_root(tmp_path, DEBIAN_CRMSH_BOOTSTRAP, fixed_ssh)
+    assert [g.name for g in bootstrap.archive_gaps(root)] == ["crmsh-csync2-paths"]
+    assert bootstrap.crmsh_makes_ssh_dir(fixed_ssh)
+    assert not bootstrap.crmsh_makes_ssh_dir(DEBIAN_CRMSH_SSH_KEY)
+    assert bootstrap.crmsh_csync2_paths_differ(DEBIAN_CRMSH_BOOTSTRAP)
+    # No crmsh in the root (pcs alone): no csync2 gap either.
+    assert not bootstrap.crmsh_csync2_paths_differ("")
 
 
 def test_systemd_root_has_init_both_tools_and_ssh(tmp_path):
@@ -173,6 +226,31 @@ def test_report_names_boot_times_memory_workarounds_and_failed_units(tmp_path):
     data = json.loads(write(report, tmp_path)[0].read_text())
     assert data["unit_failures"][0]["unit"] == "corosync.service"
     assert data["boot_s"]["node2"] == 6.3
+
+
+def test_report_names_each_bootstrap_command_with_its_time(tmp_path):
+    report = ClusterReport(ok=True, nodes=2, nodes_up=2, stack_shell="crmsh", init="systemd",
+                           bootstrap_s={"crm cluster init (node1)": 31.24,
+                                        "crm cluster join (node2)": 40.0})
+    lines = table(report).splitlines()
+    init = next(i for i, line in enumerate(lines) if "bootstrap: crm cluster init" in line)
+    assert lines[init].split()[-2:] == ["31.2", "s"]
+    assert "bootstrap: crm cluster join (node2)" in lines[init + 1]
+    data = json.loads(write(report, tmp_path)[0].read_text())
+    assert list(data["bootstrap_s"]) == ["crm cluster init (node1)", "crm cluster join (node2)"]
+
+
+def test_timed_keeps_the_time_of_a_failed_command():
+    cluster = SimpleNamespace(bootstrap_s={})
+
+    def fails() -> None:
+        raise CommandError(["crm", "cluster", "join"], 1, "Syntax error: word unexpected")
+
+    timed(cluster, "crm cluster init (node1)", lambda: None)
+    with pytest.raises(CommandError):
+        timed(cluster, "crm cluster join (node2)", fails)
+    assert list(cluster.bootstrap_s) == ["crm cluster init (node1)", "crm cluster join (node2)"]
+    assert all(s >= 0 for s in cluster.bootstrap_s.values())
 
 
 def test_pids_in_cgroup_walks_the_subtree(tmp_path):

@@ -140,17 +140,17 @@ def archive_gaps(root: Path) -> list[Gap]:
     owner = _owner_uid(root, "var/lib/pacemaker")
     hacluster = _passwd_uid(root, "hacluster")
     if (root / "usr/sbin/crm").exists() and hacluster is not None and owner != hacluster \
-            and not (root / "var/lib/pacemaker/.ssh").is_dir():
+            and not (root / "var/lib/pacemaker/.ssh").is_dir() \
+            and not crmsh_makes_ssh_dir(_read(root, CRMSH_SSH_KEY)):
         gaps.append(Gap(
             "crmsh-hacluster-ssh",
             "crmsh's `crm cluster init` makes an ssh key for hacluster in its home "
             "/var/lib/pacemaker, which Debian's pacemaker-common leaves owned by root: "
             "'Could not create directory /var/lib/pacemaker/.ssh (Permission denied)'",
             "/var/lib/pacemaker/.ssh made, owned by hacluster, mode 0700",
-            "not yet",
+            CRMSH_FIXED_IN,
             dirs=(("var/lib/pacemaker/.ssh", "hacluster", 0o700),)))
-    crmsh = _read(root, "usr/lib/python3/dist-packages/crmsh/bootstrap.py")
-    if 'CSYNC2_CFG = "/etc/csync2.cfg"' in crmsh and '"/etc/csync2/csync2.cfg"' in crmsh:
+    if crmsh_csync2_paths_differ(_read(root, CRMSH_BOOTSTRAP)):
         gaps.append(Gap(
             "crmsh-csync2-paths",
             "Debian's crmsh 5.0.0~rc1 writes /etc/csync2.cfg and /etc/csync2.key_hagroup, "
@@ -159,10 +159,29 @@ def archive_gaps(root: Path) -> list[Gap]:
             "'Failed to read root@node1//etc/csync2/csync2.cfg'",
             "/etc/csync2/csync2.cfg and /etc/csync2/key_hagroup made symbolic links to "
             "the Debian paths",
-            "not yet: crmsh is imported unchanged",
+            CRMSH_FIXED_IN,
             links=(("etc/csync2/csync2.cfg", "/etc/csync2.cfg"),
                    ("etc/csync2/key_hagroup", "/etc/csync2.key_hagroup"))))
     return gaps
+
+
+CRMSH_BOOTSTRAP = "usr/lib/python3/dist-packages/crmsh/bootstrap.py"
+CRMSH_SSH_KEY = "usr/lib/python3/dist-packages/crmsh/ssh_key.py"
+CRMSH_FIXED_IN = "packaging/crmsh + patches/crmsh; needs a rebuild of crmsh"
+
+
+def crmsh_makes_ssh_dir(ssh_key_py: str) -> bool:
+    """Whether crmsh's ssh_key.py creates a user's ~/.ssh as root before making its key
+    pair (patches/crmsh/0002-ssh-dir-for-hacluster.patch); Debian's does not."""
+    return "def _ensure_ssh_dir_for_user(" in ssh_key_py
+
+
+def crmsh_csync2_paths_differ(bootstrap_py: str) -> bool:
+    """Whether crmsh's bootstrap.py writes csync2's files at Debian's paths but has the
+    join copy SUSE's (Debian's 5.0.0~rc1); patches/crmsh/0003 makes the join copy
+    CSYNC2_CFG and CSYNC2_KEY, and SUSE's paths are then named nowhere."""
+    return 'CSYNC2_CFG = "/etc/csync2.cfg"' in bootstrap_py \
+        and '"/etc/csync2/csync2.cfg"' in bootstrap_py
 
 
 def _passwd_uid(root: Path, user: str) -> int | None:

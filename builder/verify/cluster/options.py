@@ -161,6 +161,8 @@ class ClusterReport:
     # The systemd tier (init="systemd"); empty or None on the script tier.
     init: str = "script"
     boot_s: dict[str, float] = field(default_factory=dict)  # node -> to multi-user
+    # The bootstrap tool's commands ("crm cluster join (node2)") -> wall time, in order.
+    bootstrap_s: dict[str, float] = field(default_factory=dict)
     pss_node_mib: dict[str, float] = field(default_factory=dict)  # node -> PSS, service up
     # Where the harness did for the archive what it should do itself (named, never silent).
     workarounds: list[str] = field(default_factory=list)

@@ -153,6 +153,7 @@ def systemd_rows(report: ClusterReport) -> list[tuple[str, str]]:
     rows = [
         ("boot to multi-user", ", ".join(f"{n} {s:.1f} s" for n, s in report.boot_s.items())
          or "-"),
+        *((f"bootstrap: {command}", f"{s:.1f} s") for command, s in report.bootstrap_s.items()),
         ("PSS per node", ", ".join(f"{n} {m:.0f} MiB" for n, m in report.pss_node_mib.items())
          or "-"),
     ]

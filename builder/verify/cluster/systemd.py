@@ -216,6 +216,8 @@ class SystemdCluster(Cluster):
             lambda: [CGROUP_ROOT / "unified" / self.cgroup])
         self.gaps: list[bootstrap.Gap] = []
         self.boot_s: dict[str, float] = {}
+        # The bootstrap tool's commands, each with its wall time, in the order run.
+        self.bootstrap_s: dict[str, float] = {}
         self.failures: list[UnitFailure] = []
 
     def prepare(self) -> None:
@@ -408,12 +410,24 @@ def pcs_bootstrap(cluster: SystemdCluster, token_ms: int, timeout: float) -> flo
         # What an administrator does once per node before `pcs host auth`.
         node.run(["chpasswd"], input=f"hacluster:{bootstrap.HACLUSTER_PASSWORD}\n")
     first = cluster.nodes[0]
-    first.run(bootstrap.pcs_auth_argv(members), timeout=120)
+    timed(cluster, f"pcs host auth ({first.name})",
+          lambda: first.run(bootstrap.pcs_auth_argv(members), timeout=120))
     started = time.monotonic()
-    first.run(bootstrap.pcs_setup_argv(config.CLUSTER_NAME, members, token_ms),
-              timeout=timeout + 60)
+    timed(cluster, f"pcs cluster setup ({first.name})",
+          lambda: first.run(bootstrap.pcs_setup_argv(config.CLUSTER_NAME, members, token_ms),
+                            timeout=timeout + 60))
     scenarios.formation(cluster, started, timeout)
     return time.monotonic() - started
+
+
+def timed(cluster: SystemdCluster, label: str, command: Callable[[], object]) -> None:
+    """Run one bootstrap command; its wall time is kept under `label`, also when it fails
+    (the report then shows how long it took to fail)."""
+    started = time.monotonic()
+    try:
+        command()
+    finally:
+        cluster.bootstrap_s[label] = round(time.monotonic() - started, 2)
 
 
 def ssh_between_nodes(cluster: SystemdCluster) -> None:
@@ -440,9 +454,12 @@ def crmsh_bootstrap(cluster: SystemdCluster, timeout: float) -> float:
     ssh_between_nodes(cluster)
     first, *others = cluster.nodes
     started = time.monotonic()
-    first.run(bootstrap.crm_init_argv(config.CLUSTER_NAME), timeout=timeout + 60)
+    timed(cluster, f"crm cluster init ({first.name})",
+          lambda: first.run(bootstrap.crm_init_argv(config.CLUSTER_NAME), timeout=timeout + 60))
     for node in others:
-        node.run(bootstrap.crm_join_argv(first.name), timeout=timeout + 60)
+        timed(cluster, f"crm cluster join ({node.name})",
+              lambda node=node: node.run(bootstrap.crm_join_argv(first.name),
+                                         timeout=timeout + 60))
     scenarios.formation(cluster, started, timeout)
     return time.monotonic() - started
 
@@ -602,11 +619,14 @@ def run_systemd_scenarios(cluster: SystemdCluster, options: ClusterOptions, work
         if report.steps.get("client table through the VIP") == "ok":
             report.pss_node_mib = cluster.node_pss_mib()
     else:
-        if options.shell == "pcs":
-            formed = step("bootstrap", lambda: pcs_bootstrap(cluster, options.token_ms,
-                                                             timeout))
-        else:
-            formed = step("bootstrap", lambda: crmsh_bootstrap(cluster, timeout))
+        try:
+            if options.shell == "pcs":
+                formed = step("bootstrap", lambda: pcs_bootstrap(cluster, options.token_ms,
+                                                                 timeout))
+            else:
+                formed = step("bootstrap", lambda: crmsh_bootstrap(cluster, timeout))
+        finally:
+            report.bootstrap_s = dict(cluster.bootstrap_s)
         if formed is not None:
             report.formation_s = round(formed, 2)
             report.nodes_up = len(cluster.live_nodes())
