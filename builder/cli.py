@@ -108,6 +108,9 @@ def _verify_arguments(sp: argparse.ArgumentParser) -> None:
                     help="with --cluster: script = the harness's own PID 1 starts the "
                     "daemons; systemd = nodes boot systemd (systemd-nspawn) and pcs "
                     "creates the cluster")
+    sp.add_argument("--shell", choices=["pcs", "crmsh"], default=None,
+                    help="with --cluster --init systemd: the bootstrap tool (default pcs; "
+                    "crmsh: crm cluster init and join)")
     sp.add_argument("--howto", type=Path, metavar="PAGE",
                     help="with --cluster --init systemd: run this how-to page's commands "
                     "word for word (docs/howto-mariadb-failover.md), then the fail-overs")

@@ -50,14 +50,21 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
         raise ClusterStackError(f"no published repository at {repo} "
                                 f"(run `clusterstack publish --profile {prof.name}` first)")
     page = getattr(args, "howto", None)
+    if getattr(args, "shell", None) and getattr(args, "init", None) != "systemd":
+        raise InputError("--shell", "the bootstrap tool is chosen on the systemd tier: "
+                         "add --init systemd")
+    if page is not None and getattr(args, "shell", None) == "crmsh":
+        raise InputError("--howto", "the how-to page uses pcs; leave out --shell crmsh")
     if page is not None and getattr(args, "init", None) != "systemd":
         raise InputError("--howto", "the how-to runs on the systemd tier: add --init systemd")
     if getattr(args, "vm", False):
         return run_vm(stack, repo, progress, gfs2=not getattr(args, 'no_gfs2', False))
     out = ws.profile_out(prof.name) / "cluster"
     if getattr(args, "init", None) == "systemd":
-        out = ws.profile_out(prof.name) / ("cluster-howto" if page is not None
-                                           else "cluster-systemd")
+        out = ws.profile_out(prof.name) / (
+            "cluster-howto" if page is not None
+            else f"cluster-systemd-{args.shell}" if getattr(args, "shell", None)
+            else "cluster-systemd")
     progress.say("cluster", "start", f"{args.nodes} nodes, output in {out}")
     with serve(repo) as url:
         ours = (f"deb [signed-by=/etc/apt/keyrings/{KEY_BASENAME}.gpg] {url}/ {prof.suite} "
@@ -69,7 +76,8 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
             nodes=args.nodes, scenario=scenario,
             output_dir=out, cache_dir=ws.cache_dir / "cluster",
             init=getattr(args, "init", None) or "script",
-            shell="pcs" if getattr(args, "init", None) == "systemd" else "crmsh",
+            shell=getattr(args, "shell", None)
+            or ("pcs" if getattr(args, "init", None) == "systemd" else "crmsh"),
             howto=page, howto_repo=repo if page is not None else None)
         try:
             report = run_cluster(options)
