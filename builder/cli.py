@@ -96,6 +96,9 @@ def _verify_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--vm", action="store_true", help="with --cluster: qemu kernel tier")
     sp.add_argument("--no-gfs2", action="store_true",
                     help="with --vm: leave out DLM + GFS2 on both guests")
+    sp.add_argument("--no-lvs", action="store_true",
+                    help="with --vm: leave out keepalived's LVS load balancing (two real "
+                    "servers behind a VIP, directed from both guests)")
     sp.add_argument("--installer", action="store_true",
                     help="install a node with trixie's debian-installer and our preseed "
                     "(qemu), then check it")

@@ -292,6 +292,11 @@ def test_vm_cluster_drbd_failover(tmp_path: Path) -> None:
     # the survivor's fencer registers its device again after a CIB with <nodes/> (fails
     # with Debian's pacemaker 3.0.0-2: ClusterLabs/pacemaker#3852)
     assert report.steps.get("fence device re-registration") == "ok", table(report)
+    # LVS: keepalived directs on both guests; spread, pool removal/re-add, director move
+    assert report.steps.get("lvs director fail-over") == "ok", table(report)
+    assert all(n >= 50 for n in report.lvs_spread.values()) and len(report.lvs_spread) == 2
+    assert report.lvs_removal_s is not None and report.lvs_readd_s is not None
+    assert report.lvs_failover == {"from": "node1", "to": "node2"}
     assert (tmp_path / "out" / "logs" / "node1.console.log").exists()
 
 

@@ -58,7 +58,8 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
     if page is not None and getattr(args, "init", None) != "systemd":
         raise InputError("--howto", "the how-to runs on the systemd tier: add --init systemd")
     if getattr(args, "vm", False):
-        return run_vm(stack, repo, progress, gfs2=not getattr(args, 'no_gfs2', False))
+        return run_vm(stack, repo, progress, gfs2=not getattr(args, "no_gfs2", False),
+                      lvs=not getattr(args, "no_lvs", False))
     out = ws.profile_out(prof.name) / "cluster"
     if getattr(args, "init", None) == "systemd":
         out = ws.profile_out(prof.name) / (
@@ -90,8 +91,10 @@ def run(args: argparse.Namespace, stack: Stack, runner: Runner, progress: Progre
     return 0
 
 
-def run_vm(stack: Stack, repo: Path, progress: Progress, gfs2: bool = True) -> int:
-    """The kernel tier: two qemu guests from our repository, DRBD + MariaDB fail-over."""
+def run_vm(stack: Stack, repo: Path, progress: Progress, gfs2: bool = True,
+           lvs: bool = True) -> int:
+    """The kernel tier: two qemu guests from our repository, DRBD + MariaDB fail-over
+    (with GFS2 and LVS unless left out)."""
     from .vm import VmOptions, run_vm_cluster
     from .vm import table as vm_table
 
@@ -106,7 +109,8 @@ def run_vm(stack: Stack, repo: Path, progress: Progress, gfs2: bool = True) -> i
                 suite=prof.suite, mirror=prof.mirror,
                 extra_sources=[*base_source_lines(stack), ours],
                 extra_keys=[repo / f"{KEY_BASENAME}.gpg"],
-                output_dir=out, cache_dir=ws.cache_dir / "cluster", gfs2=gfs2))
+                output_dir=out, cache_dir=ws.cache_dir / "cluster", gfs2=gfs2,
+                lvs=lvs))
         except Interrupted as exc:
             raise KeyboardInterrupt from exc
     sys.stdout.write(vm_table(report))

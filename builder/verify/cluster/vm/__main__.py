@@ -29,12 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
     parser.add_argument("--token-ms", type=int, default=1000)
     parser.add_argument("--no-gfs2", action="store_true", help="leave out DLM + GFS2")
+    parser.add_argument("--no-lvs", action="store_true",
+                        help="leave out keepalived's LVS load balancing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     report = run_vm_cluster(VmOptions(
         suite=args.suite, mirror=args.mirror, extra_sources=args.source, extra_keys=args.key,
         output_dir=args.output, cache_dir=args.cache, accel=args.accel,
-        token_ms=args.token_ms, gfs2=not args.no_gfs2))
+        token_ms=args.token_ms, gfs2=not args.no_gfs2,
+        lvs=not args.no_lvs))
     sys.stdout.write(table(report))
     return 0 if report.ok else 1
 

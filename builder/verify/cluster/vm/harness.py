@@ -26,7 +26,7 @@ from ..options import DEFAULT_CACHE, DEFAULT_MIRROR, FenceEvent
 from ..report import finish_table
 from ..scenarios import ScenarioError
 from ..steps import Steps, new_run_dir, signals_interrupt, uninterruptible
-from . import scenario
+from . import lvs, scenario
 from .guest import Guest, GuestSpec, mac_address, make_disks
 from .image import GUEST_INIT_PATH, Image, ensure_image, vm_root_spec
 from .network import VmNetwork, tap_name
@@ -62,6 +62,9 @@ class VmOptions:
     # after the crash of one guest: seconds until GFS2 on the survivor must take a write and
     # read it back (see GFS2_RECOVERY_LIMIT)
     gfs2_recovery_limit: float = 0.0
+    # keepalived as LVS director on both guests, two real servers and a client on the
+    # switch (lvs.py): spread, health-check removal and re-add, director fail-over
+    lvs: bool = True
     token_ms: int = 1000
     boot_timeout: float = 300.0
     step_timeout: float = 300.0
@@ -97,6 +100,19 @@ class VmReport:
     # after an empty nodes section replaced the survivor's, until its fencer has the device
     fence_reregistration_s: float | None = None
     failover: dict[str, str] = field(default_factory=dict)  # from, to
+    # LVS (VmOptions.lvs): answers per real server of lvs.SPREAD_REQUESTS through the VIP
+    lvs_spread: dict[str, int] = field(default_factory=dict)
+    # a real server's HTTP server stopped until the active director's pool lacks it, and
+    # the client's requests that failed meanwhile (none may fail after it)
+    lvs_removal_s: float | None = None
+    lvs_removal_failed: int | None = None
+    lvs_readd_s: float | None = None  # started again until back in the pool
+    # the master director's keepalived stopped until the client is answered again, the
+    # client's failed requests meanwhile, and until the backup held the VIP
+    lvs_failover_s: float | None = None
+    lvs_failover_failed: int | None = None
+    lvs_vip_moved_s: float | None = None
+    lvs_failover: dict[str, str] = field(default_factory=dict)  # from, to
     peak_memory_mib: float | None = None
     fencing_events: list[FenceEvent] = field(default_factory=list)
     steps: dict[str, str] = field(default_factory=dict)
@@ -131,11 +147,34 @@ def table(report: VmReport) -> str:
             "" if report.gfs2_after_failover_s is None
             else f"  ({report.gfs2_after_failover_s:.1f} s after the fail-over)")),
         ("fence device back after <nodes/>", _seconds(report.fence_reregistration_s)),
+        *lvs_rows(report),
         ("fencing events", f"{len(report.fencing_events)} ({events})"),
         ("peak memory", "-" if report.peak_memory_mib is None
          else f"{report.peak_memory_mib:.0f} MiB"),
     ]
     return finish_table(rows, report)
+
+
+def lvs_rows(report: VmReport) -> list[tuple[str, str]]:
+    """The LVS figures: spread, pool removal and re-add, director fail-over."""
+    spread = ", ".join(f"{name} {n}" for name, n in sorted(report.lvs_spread.items()))
+    removal = _seconds(report.lvs_removal_s)
+    if report.lvs_removal_failed is not None:
+        removal += (f"  ({report.lvs_removal_failed} failed requests before, "
+                    "none after)")
+    failover = _seconds(report.lvs_failover_s)
+    if report.lvs_failover_failed is not None:
+        failover += f", {report.lvs_failover_failed} failed requests"
+    if report.lvs_vip_moved_s is not None:
+        failover += f", VIP moved in {report.lvs_vip_moved_s:.1f} s"
+    if report.lvs_failover:
+        failover += f"  ({report.lvs_failover['from']} -> {report.lvs_failover['to']})"
+    return [
+        (f"LVS spread, {lvs.SPREAD_REQUESTS} requests", spread or "-"),
+        ("LVS real server out of pool", removal),
+        ("LVS real server back in pool", _seconds(report.lvs_readd_s)),
+        ("LVS director fail-over", failover),
+    ]
 
 
 def write_report(report: VmReport, output_dir: Path) -> Path:
@@ -189,6 +228,7 @@ class VmCluster:
         self.guests: list[Guest] = []
         self.controller = FenceController(run_dir / "fence")
         self.memory = MemoryWatch(self.guests)
+        self.lvs_lab: lvs.LvsLab | None = None  # the LVS step's real servers and client
 
     def boot(self, image: Image, options: VmOptions, accel: str) -> dict[str, float]:
         self.network.start()
@@ -223,6 +263,12 @@ class VmCluster:
 
     def teardown(self, logs: Path) -> list[str]:
         """Kill every qemu, the switch and the controller; what is left behind, if anything."""
+        left: list[str] = []
+        if self.lvs_lab is not None:
+            self.lvs_lab.stop()  # before the switch: its ports are on the bridge
+            left += self.lvs_lab.leftovers()
+            with contextlib.suppress(OSError):
+                self.lvs_lab.copy_logs(logs / "lvs")
         for guest in self.guests:
             with contextlib.suppress(Exception):  # logs are worth less than the teardown
                 scenario.collect_guest_logs(guest, logs / guest.name)
@@ -234,7 +280,7 @@ class VmCluster:
         logs.mkdir(parents=True, exist_ok=True)
         for path in self.run_dir.glob("*.log"):
             shutil.copy(path, logs / path.name)  # consoles, qemu's and the switch's output
-        left = [f"qemu of {g.name} (pid {g.pid})" for g in self.guests if g.running()]
+        left += [f"qemu of {g.name} (pid {g.pid})" for g in self.guests if g.running()]
         if self.network.alive():
             left.append(f"switch namespace holder (pid {self.network.pid})")
         return left
@@ -289,6 +335,8 @@ def run_vm_cluster(options: VmOptions) -> VmReport:
                 mounted = step("gfs2", lambda: scenario.start_gfs2(guests, timeout))
                 if mounted is not None:
                     report.gfs2_mount_s = round(mounted, 1)
+            if options.lvs:
+                _lvs_steps(step, cluster, report, timeout)
             move = step("drbd fail-over", lambda: scenario.kill_failover(
                 guests, client, cluster.controller.events, timeout))
             if move is not None:
@@ -307,11 +355,52 @@ def run_vm_cluster(options: VmOptions) -> VmReport:
                 survivor, timeout))
             if again is not None:
                 report.fence_reregistration_s = round(again, 1)
-            report.ok = not step.failed
+            # failures, not failed: a failed LVS step lets the others run (see _lvs_steps)
+            report.ok = step.failures == 0
         finally:
             with uninterruptible():
                 _teardown(cluster, run_dir, report, out)
     return report
+
+
+def _lvs_steps(step: Steps, cluster: VmCluster, report: VmReport, timeout: float) -> None:
+    """keepalived as LVS director on both guests (lvs.py), before the crash (it needs both).
+
+    The load balancing shares nothing with Pacemaker, DRBD or GFS2: when one of its steps
+    fails, the steps after this block still run (as the namespace tier's harness goes on
+    after a failed fault scenario), and the run fails all the same. Its host side is
+    stopped here, and again by the teardown.
+    """
+    failed_before = step.failed
+    guests = cluster.guests
+    plan = lvs.LvsPlan.on(cluster.plan)
+    cluster.lvs_lab = lab = lvs.LvsLab(cluster.runner, cluster.network, plan, cluster.run_dir)
+    victim = plan.real_servers[-1].name
+    directors = step("lvs directors", lambda: lvs.start_lvs(guests, lab, timeout))
+    counts = step("lvs spread", lambda: lvs.measure_spread(lab))
+    if counts is not None:
+        report.lvs_spread = counts
+    removed = step("lvs real server removed", lambda: lvs.real_server_removed(
+        guests, lab, directors, victim, timeout))
+    if removed is not None:
+        report.lvs_removal_s = round(removed.seconds, 1)
+        report.lvs_removal_failed = removed.failed_before
+    back = step("lvs real server re-added", lambda: lvs.real_server_readded(
+        guests, lab, directors, victim))
+    if back is not None:
+        report.lvs_readd_s = round(back.seconds, 1)
+    moved = step("lvs director fail-over", lambda: lvs.director_failover(
+        guests, lab, directors, timeout))
+    if moved is not None:
+        report.lvs_failover_s = round(moved.seconds, 1)
+        report.lvs_failover_failed = moved.failed
+        report.lvs_vip_moved_s = round(moved.vip_moved_s, 1)
+        report.lvs_failover = {"from": moved.source, "to": moved.target}
+    if not failed_before:  # also after a half-done start: keepalived may run on one guest
+        lvs.stop_directors(guests)
+    lab.stop()
+    if step.failed and not failed_before:
+        step.resume()
 
 
 def _gfs2_after_crash(survivor: Guest | None, move: scenario.VmFailover | None,

@@ -32,7 +32,10 @@ IMAGE_FORMAT = 1
 VM_PACKAGES = ("linux-image-amd64", "initramfs-tools", "kmod", "drbd-utils", "mariadb-server",
                "e2fsprogs", "util-linux",
                # the optional GFS2 step (VmOptions.gfs2): dlm_controld and mkfs.gfs2
-               "dlm-controld", "gfs2-utils")
+               "dlm-controld", "gfs2-utils",
+               # the LVS step (VmOptions.lvs): keepalived (in the namespace tier's root
+               # already) directs, ipvsadm shows its IPVS table; HTTP_GET is keepalived's own
+               "ipvsadm")
 # Just enough for the initramfs to mount /dev/vda; the rest loads from the root later.
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "virtio_console", "ext4")
 

@@ -330,7 +330,8 @@ def collect_guest_logs(guest: Guest, dest: Path) -> None:
     for name, argv in (("crm_mon.txt", ["crm_mon", "-1", "-r", "-A", "-f"]),
                        ("proc-drbd.txt", ["cat", "/proc/drbd"]),
                        ("fencing-history.txt", ["stonith_admin", "--history", "*"]),
-                       ("dlm.txt", ["sh", "-c", "dlm_tool status; dlm_tool ls"])):
+                       ("dlm.txt", ["sh", "-c", "dlm_tool status; dlm_tool ls"]),
+                       ("ipvsadm.txt", ["sh", "-c", "ipvsadm -Ln; ipvsadm -Ln --stats"])):
         try:
             reply = guest.request({"argv": argv, "timeout": 20}, timeout=25)
         except GuestError:
@@ -340,7 +341,8 @@ def collect_guest_logs(guest: Guest, dest: Path) -> None:
         (dest / name).write_text(reply.get("out", ""))
     for path in ("/var/log/pacemaker/pacemaker.log", "/var/log/corosync/corosync.log",
                  "/var/log/clusterstack/corosync.out", "/var/log/clusterstack/pacemakerd.out",
-                 "/var/log/clusterstack/agent.log", "/var/log/mysql/error.log"):
+                 "/var/log/clusterstack/agent.log", "/var/log/mysql/error.log",
+                 "/var/log/clusterstack/keepalived-lvs.out"):
         try:
             reply = guest.request({"argv": ["tail", "-n", "3000", path], "timeout": 10},
                                   timeout=15)
