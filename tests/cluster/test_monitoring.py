@@ -1,8 +1,9 @@
 """The monitoring observation of the cluster harness, without a cluster (monitoring.py).
 
-Real inputs: /metrics texts of ha_cluster_exporter 1.4.0 scraped in a harness run,
-Debian's ha_cluster_exporter.service and our drop-in, check_pacemaker itself on
-Pacemaker's crm_mon XML (tests/cluster/data/SOURCES, tests/monitoring/data/SOURCES).
+Real inputs: /metrics texts of ha_cluster_exporter 1.4.0 scraped in a harness run, the
+ring metrics our patched build exports for the real corosync-cfgtool captures, Debian's
+ha_cluster_exporter.service and our drop-in, check_pacemaker itself on Pacemaker's
+crm_mon XML (tests/cluster/data/SOURCES, tests/monitoring/data/SOURCES).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from builder.verify.cluster.monitoring import (
     Monitor,
     MonitoringError,
     NodeLook,
+    Ring,
+    Rings,
     exporter_service,
     exporter_view,
     judge,
@@ -51,8 +54,24 @@ DROPIN = ROOT / "monitoring" / "prometheus-hacluster-exporter" / "debian.conf"
 THREE = frozenset({"node1", "node2", "node3"})
 
 
-def metrics(name: str) -> monitoring.ExporterView:
-    return exporter_view(parse_metrics((DATA / name).read_text()))
+def metrics(name: str, rings: str | None = None) -> monitoring.ExporterView:
+    return exporter_view(parse_metrics(scrape_text(name, rings)))
+
+
+RING_ERRORS = re.compile(r"(?m)^(# (HELP|TYPE) )?ha_cluster_corosync_ring_errors\b.*\n")
+
+
+def scrape_text(name: str, rings: str | None = None) -> str:
+    """A harness scrape of Debian's exporter; with `rings`, its corosync ring metrics
+    replaced by what our build exports for the same moment's corosync-cfgtool -s."""
+    text = (DATA / name).read_text()
+    if rings is None:
+        return text
+    return RING_ERRORS.sub("", text) + (DATA / rings).read_text()
+
+
+OURS_UP = "exporter-ours-rings-all-up.prom"
+OURS_DOWN = "exporter-ours-rings-peer-down.prom"
 
 
 # --- Prometheus' text format ------------------------------------------------------------
@@ -191,8 +210,8 @@ def test_parse_check_rejects_what_the_plugin_api_forbids(returncode, stdout, why
 
 
 def look(view_file: str | None, state: CheckState, line: str = "", rss: int | None = 20480,
-         error: str | None = None) -> NodeLook:
-    text = (DATA / view_file).read_text() if view_file else ""
+         error: str | None = None, rings: str | None = None) -> NodeLook:
+    text = scrape_text(view_file, rings) if view_file else ""
     view = exporter_view(parse_metrics(text)) if view_file and error is None else None
     return NodeLook("node1", "http://192.0.2.1:9664/metrics", 80.0, error, rss, view,
                     monitoring.CheckResult(state, f"PACEMAKER {state.name} - {line}", ()),
@@ -439,8 +458,7 @@ class ScriptedMonitor(Monitor):
     """look() replays a script of views per node, as the survivors would see a kill;
     the n-th look's scrape ends n seconds, its check n + 0.5 s, after `started`."""
 
-    def __init__(self, script: dict[str, list[tuple[str, CheckState]]],
-                 started: float) -> None:
+    def __init__(self, script: dict[str, list[tuple]], started: float) -> None:
         super().__init__(cluster=None)  # type: ignore[arg-type]
         self.script = script
         self.started = started
@@ -450,10 +468,11 @@ class ScriptedMonitor(Monitor):
     def look(self, node):
         with self.lock:
             steps = self.script[node.name]
-            view_file, state = steps.pop(0) if len(steps) > 1 else steps[0]
+            view_file, state, *rings = steps.pop(0) if len(steps) > 1 else steps[0]
             self.count += 1
             at = self.started + self.count
-        return dataclasses.replace(look(view_file, state), scraped_at=at, checked_at=at + 0.5)
+        return dataclasses.replace(look(view_file, state, rings=rings[0] if rings else None),
+                                   scraped_at=at, checked_at=at + 0.5)
 
 
 VICTIM = "node2"  # the node killed in exporter-kill.prom
@@ -505,16 +524,169 @@ def test_report_has_the_monitoring_table(tmp_path):
     assert "2.1 s/2.3 s" in grid and "PACEMAKER UNKNOWN - pacemaker is not running" in grid
 
 
-# The regex README.md proposes for the exporter's parseRings (Go's RE2 reads it alike).
-PROPOSED_RING_RE = (r"(?m)(?:RING|Link|LINK) ID (?P<number>\d+)(?: \w+)?\s+"
-                    r"(?P<id>id|addr)\s+= (?P<address>\S+)\s+"
-                    r"status(?:\s+= (?P<status>.+)|:(?P<peers>(?:\n\s+nodeid:.*)+))")
+# --- the ring metrics of our exporter (corosync 3's links) --------------------------------
 
 
-def test_the_proposed_ring_regex_reads_corosync_2_and_3():
-    regex = re.compile(PROPOSED_RING_RE)
-    [three] = regex.finditer((DATA / "corosync-cfgtool-s-peer-down.txt").read_text())
-    assert three.group("address") == "192.0.2.1" and "disconnected" in three.group("peers")
-    [two] = regex.finditer("RING ID 0\n\tid\t= 192.168.125.15\n"
-                           "\tstatus\t= ring 0 active with no faults\n")
-    assert two.group("status") == "ring 0 active with no faults"
+def test_our_exporter_exports_corosync_3_links():
+    up = metrics("exporter-all-up.prom", OURS_UP)
+    assert up.rings == (Ring("0", "192.0.2.1", True),) and up.ring_errors == 0
+    down = metrics("exporter-kill.prom", OURS_DOWN)
+    assert down.rings == (Ring("0", "192.0.2.1", False),) and down.ring_errors == 1
+    # The rest of the scrape is the harness's own, unchanged.
+    assert down.online == ("node1", "node3") and down.quorate == 1
+
+
+def test_our_exporter_in_a_harness_run_reads_the_links():
+    """Real scrapes of our build in the namespace tier: all up, and node1 while node2 is
+    killed (corosync-cfgtool showed node2 disconnected)."""
+    up = metrics("exporter-ours-all-up.prom")
+    assert up.rings == (Ring("0", "192.0.2.1", True),) and up.ring_errors == 0
+    assert up.online == tuple(sorted(THREE))
+    down = metrics("exporter-ours-kill.prom")
+    assert down.rings == (Ring("0", "192.0.2.1", False),) and down.ring_errors == 1
+    assert down.online == ("node1", "node3")
+    peers = parse_metrics((DATA / "exporter-ours-kill.prom").read_text()).named(
+        "ha_cluster_corosync_link_peer_connected")
+    assert [(p.label("peer_node_id"), p.value) for p in peers] == [("2", 0.0), ("3", 1.0)]
+    kill = dataclasses.replace(ALL_OK, online=frozenset({"node1", "node3"}),
+                               check=frozenset({CheckState.CRITICAL}), rings=Rings.PEER_DOWN)
+    assert judge(look("exporter-ours-kill.prom", CheckState.CRITICAL), kill) == []
+
+
+def test_judge_requires_the_rings_when_asked():
+    healthy = dataclasses.replace(ALL_OK, rings=Rings.HEALTHY)
+    assert judge(look("exporter-all-up.prom", CheckState.OK, rings=OURS_UP), healthy) == []
+    # Debian's exporter: no ring at all.
+    assert judge(look("exporter-all-up.prom", CheckState.OK), healthy) == [
+        "no ha_cluster_corosync_rings sample: the exporter did not read corosync's links"]
+    # All up, yet a link is down.
+    assert judge(look("exporter-all-up.prom", CheckState.OK, rings=OURS_DOWN), healthy) == [
+        "ha_cluster_corosync_ring_errors is 1, expected 0 with every node up "
+        "(faulty rings: 0 (192.0.2.1))"]
+
+
+def test_judge_a_peer_down_needs_ring_errors():
+    down = Expect(frozenset({"node1", "node3"}), frozenset({CheckState.CRITICAL}),
+                  rings=Rings.PEER_DOWN)
+    assert judge(look("exporter-kill.prom", CheckState.CRITICAL, rings=OURS_DOWN), down) == []
+    assert judge(look("exporter-kill.prom", CheckState.CRITICAL, rings=OURS_UP), down) == [
+        "ha_cluster_corosync_ring_errors is 0 while a node of the cluster is down"]
+
+
+class Nodes:
+    """What settled() needs of a cluster: its nodes and which of them are live."""
+
+    def __init__(self, live: list[str], down: list[str]) -> None:
+        self.nodes = [FakeNode(n) for n in live + down]
+        self._live = [n for n in self.nodes if n.name in live]
+
+    def live_nodes(self) -> list[FakeNode]:
+        return self._live
+
+
+def test_settled_wants_healthy_rings_or_a_peer_down():
+    node = FakeNode("node1")
+    assert monitoring.settled(Nodes(["node1", "node2"], []))(node).rings is Rings.HEALTHY
+    off = monitoring.settled(Nodes(["node1"], ["node2"]))(node)  # fenced off for good
+    assert off.rings is Rings.PEER_DOWN and off.check_says == ("nodes offline: node2",)
+
+
+class ObservedMonitor(Monitor):
+    """observe() on one canned look per node."""
+
+    def __init__(self, cluster: Nodes, looks: dict[str, NodeLook], ring_metrics: bool) -> None:
+        super().__init__(cluster=cluster, ring_metrics=ring_metrics)  # type: ignore[arg-type]
+        self.looks = looks
+
+    def look(self, node):
+        return self.looks[node.name]
+
+
+def test_observe_judges_the_rings_only_of_an_exporter_that_reads_links():
+    cluster = Nodes(["node1"], [])
+    debian = {"node1": look("exporter-all-up.prom", CheckState.OK)}
+    ours = {"node1": look("exporter-all-up.prom", CheckState.OK, rings=OURS_UP)}
+    three = lambda node: dataclasses.replace(ALL_OK, rings=Rings.HEALTHY)  # noqa: E731
+    ObservedMonitor(cluster, debian, ring_metrics=False).observe("all up", three)
+    ObservedMonitor(cluster, ours, ring_metrics=True).observe("all up", three)
+    with pytest.raises(MonitoringError, match="node1: no ha_cluster_corosync_rings sample"):
+        ObservedMonitor(cluster, debian, ring_metrics=True).observe("all up", three)
+
+
+DPKG_STATUS = """Package: libc6
+Status: install ok installed
+Version: 2.41-12
+
+Package: prometheus-hacluster-exporter
+Status: install ok installed
+Architecture: amd64
+Version: {version}
+Description: Prometheus exporter for HA cluster services
+ Version: not this one
+"""
+
+
+def test_install_tells_our_exporter_from_debians(tmp_path):
+    root = root_with_units(tmp_path, dropin=True)
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    binary = root / "usr/bin/ha_cluster_exporter"
+    (root / "var/lib/dpkg/status").write_text(DPKG_STATUS.format(version="1.4.0-1+b5"))
+    binary.write_bytes(b"\x7fELF...ring_errorsThe total number of faulty corosync rings...")
+    debian = Monitor(RootOnly(root))  # type: ignore[arg-type]
+    debian.install()
+    assert not debian.ring_metrics
+    assert "prometheus-hacluster-exporter 1.4.0-1+b5, reads only corosync 2's rings" \
+        in debian.tools[1]
+    (root / "var/lib/dpkg/status").write_text(DPKG_STATUS.format(version="1.4.0-2+cluster13"))
+    binary.write_bytes(b"\x7fELF...ring_errors...link_peer_connectedWhether each other...")
+    ours = Monitor(RootOnly(root))  # type: ignore[arg-type]
+    ours.install()
+    assert ours.ring_metrics
+    assert "prometheus-hacluster-exporter 1.4.0-2+cluster13, reads corosync 3's links" \
+        in ours.tools[1]
+
+
+def test_down_watch_waits_for_ring_errors_with_our_exporter():
+    started = time.monotonic()
+    monitor = ScriptedMonitor({
+        "node1": [("exporter-all-up.prom", CheckState.OK, OURS_UP),
+                  ("exporter-kill.prom", CheckState.CRITICAL, OURS_UP),
+                  ("exporter-kill.prom", CheckState.CRITICAL, OURS_DOWN)]}, started)
+    monitor.ring_metrics = True
+    watch = monitoring.DownWatch(monitor, VICTIM, [FakeNode("node1")], started, 10)
+    watch.start()
+    [seen] = watch.finish("kill")
+    assert (seen.exporter_s, seen.check_s, seen.ring_s, seen.ring_before_s) == (2, 2.5, 3, 2)
+    [row] = monitor.rows
+    assert (row.ring_errors, row.rings, row.ring_s) == (1, 1, 3)
+
+
+def test_down_watch_fails_when_ring_errors_stay_zero():
+    started = time.monotonic()
+    monitor = ScriptedMonitor({"node1": [("exporter-kill.prom", CheckState.CRITICAL,
+                                          OURS_UP)]}, started)
+    monitor.ring_metrics = True
+    watch = monitoring.DownWatch(monitor, VICTIM, [FakeNode("node1")], started, 0.5)
+    watch.start()
+    with pytest.raises(MonitoringError, match=r"ring_errors stayed 0 for 0 s after the kill "
+                       r"of node2 \(1 ring\(s\), ring_errors 0\)"):
+        watch.finish("kill")
+
+
+def row(step: str, rings: int, ring_errors: int, links_down: int, **extra) -> MonitorRow:
+    return MonitorRow(step, "node1", 3, 1, None, ring_errors, rings, "OK", "PACEMAKER OK - x",
+                      80.0, 100.0, 20.0, links=1, links_down=links_down, **extra)
+
+
+def test_report_names_the_gap_of_debians_exporter_only():
+    gap = table(ClusterReport(ok=True, monitoring=[row("all up", 0, 0, 0),
+                                                   row("kill", 0, 0, 1)]))
+    assert "exporter gap" in gap and "a link with a peer down in 1 looks" in gap
+    ours = table(ClusterReport(ok=True, monitoring=[
+        row("all up", 1, 0, 0), row("kill", 1, 1, 1, seen_s=2.0, check_s=2.5, ring_s=1.5),
+        row("after kill", 1, 0, 0)]))
+    assert "exporter gap" not in ours
+    assert "ha_cluster_corosync_rings in 3 of 3 scrapes; ring_errors > 0 in 1; agrees " \
+        "with corosync-cfgtool's links in 3 of 3 looks" in ours
+    assert re.search(r"kill until ring_errors > 0 +node1 1\.5 s", ours)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import re
 import secrets
 import shlex
@@ -24,8 +25,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import IntEnum
+from dataclasses import dataclass, field, replace
+from enum import Enum, IntEnum
 from pathlib import Path
 
 from builder.base.command import CommandError
@@ -52,6 +53,13 @@ CHECK = "/usr/lib/nagios/plugins/check_pacemaker"
 CHECK_LOCAL = "/usr/local/lib/nagios/plugins/check_pacemaker"
 CHECK_SOURCE = Path(__file__).resolve().parents[3] / "monitoring" / "check_pacemaker"
 EXPORTER_BINARY = "usr/bin/ha_cluster_exporter"
+EXPORTER_PACKAGE = "prometheus-hacluster-exporter"
+# The metric our patch of the exporter's corosync collector adds
+# (patches/prometheus-hacluster-exporter/0003-corosync-3-link-status.patch).  Its name is
+# a string in our binary and in no build of Debian's 1.4.0, whose collector reads only
+# corosync 2's rings: it tells an exporter that reads corosync 3's links from one that
+# does not, whatever the package's version says.
+LINK_METRIC = b"link_peer_connected"
 # How long after a kill the survivors' exporter and check must show it.  Measured
 # 1-3 s (token 1000 ms plus consensus, then the next scrape); the bound leaves room for
 # a loaded machine, and a monitor that needs longer than this has missed a fail-over.
@@ -296,9 +304,11 @@ def exporter_view(metrics: Metrics) -> ExporterView:
 # --- what corosync says of its links -----------------------------------------------------
 
 
-# ha_cluster_exporter 1.4.0's regex for `corosync-cfgtool -s` (collector/corosync/parser.go,
-# parseRings): corosync 2's `RING ID n` and 2.99's `Link ID n`, then `id|addr = A` and
-# `status = ...`.  Kept here to say why its ring metrics are missing (see the report).
+# Upstream ha_cluster_exporter 1.4.0's regex for `corosync-cfgtool -s`
+# (collector/corosync/parser.go, parseRings), as Debian's binary has it: corosync 2's
+# `RING ID n` and 2.99's `Link ID n`, then `id|addr = A` and `status = ...`.  Kept here to
+# say why that exporter's ring metrics are missing (the report's "exporter gap"); our
+# build's patch reads corosync 3's links (LINK_METRIC).
 EXPORTER_RING_RE = re.compile(r"(?m)(?P<prefix>RING|Link) ID (?P<number>\d+)\s+"
                               r"(?P<id>id|addr)\s+= (?P<address>.+)\s+status\s+= "
                               r"(?P<status>.+)")
@@ -471,6 +481,13 @@ def parse_probe(node: str, url: str, stdout: str, body: str) -> NodeLook:
 # --- what must be seen ------------------------------------------------------------------
 
 
+class Rings(Enum):
+    """What an exporter that reads corosync 3's links must say of them."""
+
+    HEALTHY = "healthy"  # ha_cluster_corosync_rings present, every one 1; ring_errors 0
+    PEER_DOWN = "peer down"  # rings present; ring_errors > 0 (a node of the nodelist is down)
+
+
 @dataclass(frozen=True)
 class Expect:
     """What one node's exporter and check must show at one step."""
@@ -485,6 +502,10 @@ class Expect:
     # This node's pacemaker is stopped: the exporter must say its pacemaker collector
     # failed (no stale node metrics) and the check UNKNOWN.
     pacemaker_down: bool = False
+    # The exporter's rings and ring_errors; None: not looked at.  Monitor.observe drops it
+    # for an exporter that does not read corosync 3's links (Debian's: the report's
+    # "exporter gap").
+    rings: Rings | None = None
 
 
 def judge(look: NodeLook, expect: Expect) -> list[str]:
@@ -531,7 +552,25 @@ def judge(look: NodeLook, expect: Expect) -> list[str]:
     if expect.no_fail_counts and view.max_fail_count:
         counted = [f"{f.resource} on {f.node}={f.count:g}" for f in view.fail_counts if f.count]
         problems.append(f"ha_cluster_pacemaker_fail_count is not 0: {', '.join(counted)}")
+    if expect.rings is not None:
+        problems += ring_problems(view, expect.rings)
     return problems
+
+
+def ring_problems(view: ExporterView, want: Rings) -> list[str]:
+    """What is wrong with the exporter's rings and ring_errors against `want`."""
+    if not view.rings:
+        return ["no ha_cluster_corosync_rings sample: the exporter did not read corosync's "
+                "links"]
+    if view.ring_errors is None:
+        return ["no ha_cluster_corosync_ring_errors sample"]
+    faulty = [f"{r.number} ({r.address})" for r in view.rings if not r.healthy]
+    if want is Rings.HEALTHY and (view.ring_errors or faulty):
+        return [f"ha_cluster_corosync_ring_errors is {view.ring_errors}, expected 0 with "
+                f"every node up (faulty rings: {', '.join(faulty) or 'none'})"]
+    if want is Rings.PEER_DOWN and not view.ring_errors:
+        return ["ha_cluster_corosync_ring_errors is 0 while a node of the cluster is down"]
+    return []
 
 
 def settled(cluster: Cluster) -> Callable[[Node], Expect]:
@@ -542,12 +581,43 @@ def settled(cluster: Cluster) -> Callable[[Node], Expect]:
     """
     live = frozenset(n.name for n in cluster.live_nodes())
     down = sorted(n.name for n in cluster.nodes if n.name not in live)
+    # The powered-off node stays in corosync's nodelist: its link is disconnected.
     if down:
         expect = Expect(live, frozenset({CheckState.CRITICAL}),
-                        (f"nodes offline: {', '.join(down)}",), no_fail_counts=True)
+                        (f"nodes offline: {', '.join(down)}",), no_fail_counts=True,
+                        rings=Rings.PEER_DOWN)
     else:
-        expect = Expect(live, frozenset({CheckState.OK}), no_fail_counts=True)
+        expect = Expect(live, frozenset({CheckState.OK}), no_fail_counts=True,
+                        rings=Rings.HEALTHY)
     return lambda node: expect
+
+
+def reads_links(root: Path) -> bool:
+    """Whether the root's exporter reads corosync 3's links (see LINK_METRIC)."""
+    binary = root / EXPORTER_BINARY
+    try:
+        with binary.open("rb") as file:
+            if binary.stat().st_size == 0:
+                return False  # mmap refuses an empty file
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return data.find(LINK_METRIC) >= 0
+    except OSError as exc:
+        raise MonitoringError(f"cannot read /{EXPORTER_BINARY} of the node root: {exc}") \
+            from exc
+
+
+def installed_version(root: Path, package: str) -> str | None:
+    """`package`'s version in the root's dpkg status; None when it is not installed."""
+    status = root / "var/lib/dpkg/status"
+    if not status.is_file():
+        return None
+    for paragraph in status.read_text(errors="replace").split("\n\n"):
+        fields = dict(line.split(":", 1) for line in paragraph.splitlines()
+                      if ":" in line and not line.startswith((" ", "\t")))
+        if fields.get("Package", "").strip() == package and \
+                "installed" in fields.get("Status", "").split():
+            return fields.get("Version", "").strip() or None
+    return None
 
 
 # --- the monitor --------------------------------------------------------------------------
@@ -564,6 +634,10 @@ class DownSeen:
     # figures above lie between these and themselves (one look's resolution).
     exporter_before_s: float | None = None
     check_before_s: float | None = None
+    # ring_errors > 0 (an exporter that reads corosync 3's links), and the last scrape
+    # that still said 0.
+    ring_s: float | None = None
+    ring_before_s: float | None = None
     look: NodeLook | None = None  # the look that completed both (or the last one)
     error: str | None = None
 
@@ -580,6 +654,9 @@ class Monitor:
     notes: list[str] = field(default_factory=list)
     # What runs: the exporter's start command as its unit says, the check's path.
     tools: list[str] = field(default_factory=list)
+    # The exporter reads corosync 3's links (ours): the ring metrics are judged (Expect.rings,
+    # the kill watch); False for Debian's, where the report names the gap instead.
+    ring_metrics: bool = False
     # Wall time the scenarios spent in observe(): what the monitoring adds to a run
     # (the kill watch runs beside the fail-over and adds nothing).
     spent_s: float = 0.0
@@ -604,10 +681,15 @@ class Monitor:
                 "monitoring-check-from-source: the node root has no "
                 "monitoring-plugins-pacemaker (Debian's stack): check_pacemaker is this "
                 f"tree's monitoring/check_pacemaker, copied to {CHECK_LOCAL}")
+        self.ring_metrics = reads_links(lower)
+        version = installed_version(lower, EXPORTER_PACKAGE)
         self.tools = [
             f"exporter: {service.unit}"
             + (f" with {', '.join(service.dropins)}" if service.dropins else "")
             + f": {service.exec_start}",
+            f"exporter package: {EXPORTER_PACKAGE} {version or '(version unknown)'}, "
+            + ("reads corosync 3's links: ring metrics judged" if self.ring_metrics else
+               "reads only corosync 2's rings: ring metrics not judged (exporter gap)"),
             f"check: {self.check_path}"]
         for node in self.cluster.nodes:
             node.write(LAUNCHER, launcher_script(service), 0o755)
@@ -651,6 +733,8 @@ class Monitor:
         began = time.monotonic()
         targets = list(nodes if nodes is not None else self.cluster.live_nodes())
         expect = expect or settled(self.cluster)
+        if not self.ring_metrics:
+            expect = _without_rings(expect)
         try:
             looks = self.look_all(targets)
         finally:
@@ -664,7 +748,7 @@ class Monitor:
         return looks
 
     def record(self, step: str, look: NodeLook, seen_s: float | None = None,
-               check_s: float | None = None) -> MonitorRow:
+               check_s: float | None = None, ring_s: float | None = None) -> MonitorRow:
         view = look.view
         row = MonitorRow(
             step=step, node=look.node,
@@ -678,7 +762,7 @@ class Monitor:
             check=look.check.state.name, check_line=look.check.line,
             scrape_ms=look.scrape_ms, check_ms=look.check_ms,
             exporter_rss_mib=look.exporter_rss_mib, seen_s=seen_s, check_s=check_s,
-            scrape_error=look.scrape_error)
+            ring_s=ring_s, scrape_error=look.scrape_error)
         with self._lock:
             self.rows.append(row)
             index = len(self.rows)
@@ -702,9 +786,14 @@ class Monitor:
         return watch
 
 
+def _without_rings(expect: Callable[[Node], Expect]) -> Callable[[Node], Expect]:
+    return lambda node: replace(expect(node), rings=None)
+
+
 class DownWatch:
     """One thread per survivor, looking until its exporter no longer lists the killed node
-    online and its check is CRITICAL; the times are from the kill (`started`)."""
+    online and its check is CRITICAL, and, with an exporter that reads corosync 3's links,
+    its ring_errors is above 0; the times are from the kill (`started`)."""
 
     def __init__(self, monitor: Monitor, victim: str, survivors: Sequence[Node],
                  started: float, bound: float) -> None:
@@ -744,9 +833,18 @@ class DownWatch:
                         seen.check_s = checked
                     else:
                         seen.check_before_s = checked
-            if (seen.exporter_s is not None and seen.check_s is not None) or now > self.bound:
+                if self.monitor.ring_metrics and seen.ring_s is None and look.view is not None:
+                    if look.view.ring_errors:
+                        seen.ring_s = scraped
+                    else:
+                        seen.ring_before_s = scraped
+            if self._complete(seen) or now > self.bound:
                 return
             time.sleep(WATCH_INTERVAL_S)
+
+    def _complete(self, seen: DownSeen) -> bool:
+        return seen.exporter_s is not None and seen.check_s is not None and \
+            (seen.ring_s is not None or not self.monitor.ring_metrics)
 
     def finish(self, step: str) -> list[DownSeen]:
         """Wait for the watchers, record a row per survivor, raise if one missed the kill."""
@@ -755,7 +853,8 @@ class DownWatch:
         problems = []
         for seen in self.seen.values():
             if seen.look is not None:
-                self.monitor.record(step, seen.look, seen.exporter_s, seen.check_s)
+                self.monitor.record(step, seen.look, seen.exporter_s, seen.check_s,
+                                    seen.ring_s)
             if seen.exporter_s is None:
                 problems.append(f"{seen.node}: the exporter still listed {self.victim} online "
                                 f"{self.bound:.0f} s after the kill"
@@ -764,6 +863,12 @@ class DownWatch:
                 state = seen.look.check.line if seen.look else seen.error
                 problems.append(f"{seen.node}: check_pacemaker was not CRITICAL within "
                                 f"{self.bound:.0f} s of the kill ({state})")
+            if self.monitor.ring_metrics and seen.ring_s is None:
+                view = seen.look.view if seen.look else None
+                said = "no scrape" if view is None else (
+                    f"{len(view.rings)} ring(s), ring_errors {view.ring_errors}")
+                problems.append(f"{seen.node}: ha_cluster_corosync_ring_errors stayed 0 for "
+                                f"{self.bound:.0f} s after the kill of {self.victim} ({said})")
         if problems:
             raise MonitoringError(f"monitoring at {step!r}: " + "; ".join(problems))
         return list(self.seen.values())

@@ -129,6 +129,9 @@ class MonitorRow:
     # From the fault until this node's exporter (seen_s) and check (check_s) showed it.
     seen_s: float | None = None
     check_s: float | None = None
+    # From the kill until this node's ring_errors was above 0 (an exporter that reads
+    # corosync 3's links).
+    ring_s: float | None = None
     scrape_error: str | None = None
     # What corosync-cfgtool -s says beside it: links, and links with a peer not connected.
     links: int | None = None

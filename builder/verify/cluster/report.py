@@ -83,7 +83,18 @@ def monitoring_rows(report: ClusterReport) -> list[tuple[str, str]]:
         rows.append(("exporter RSS (max)",
                      ", ".join(f"{n} {m:.1f} MiB" for n, m in sorted(rss.items()))))
     linked = [r for r in seen if r.links]
-    if linked and not any(r.rings for r in seen):
+    ringed = [r for r in seen if r.rings]
+    if ringed:
+        # What the exporter said beside corosync-cfgtool in the same look: a link with a
+        # peer down and ring_errors > 0 go together (a look mid-change may differ).
+        both = [r for r in ringed if r.links is not None and r.ring_errors is not None]
+        agree = sum(bool(r.ring_errors) == bool(r.links_down) for r in both)
+        errors = sum(bool(r.ring_errors) for r in ringed)
+        rows.append(("exporter rings", (
+            f"ha_cluster_corosync_rings in {len(ringed)} of {len(seen)} scrapes; "
+            f"ring_errors > 0 in {errors}; agrees with corosync-cfgtool's links in "
+            f"{agree} of {len(both)} looks")))
+    elif linked:
         rows.append(("exporter gap", (
             f"ha_cluster_corosync_rings: none in {len(seen)} scrapes, while corosync-cfgtool "
             f"showed {max(r.links or 0 for r in linked)} link(s)"
@@ -97,6 +108,9 @@ def monitoring_rows(report: ClusterReport) -> list[tuple[str, str]]:
             f"{r.node} {_seconds(r.seen_s)}" for r in down)))
         rows.append(("kill until check CRITICAL", ", ".join(
             f"{r.node} {_seconds(r.check_s)}" for r in down)))
+        if any(r.ring_s is not None for r in down):
+            rows.append(("kill until ring_errors > 0", ", ".join(
+                f"{r.node} {_seconds(r.ring_s)}" for r in down)))
     return rows
 
 
