@@ -73,6 +73,14 @@ class Runner:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         return replace(self, log_path=log_path)
 
+    def note(self, text: str) -> None:
+        """Append lines to the log that no command of this runner wrote: what a
+        command run for several packages at once said of this one."""
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a", encoding="utf-8", errors="replace") as fh:
+                fh.write(text if text.endswith("\n") or not text else text + "\n")
+
     def external(self, argv: Sequence[str], output: Iterable[bytes],
                  wait: Callable[[], int]) -> Result:
         """Log and tee a command that runs elsewhere (e.g. in a container via an API).

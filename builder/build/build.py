@@ -23,7 +23,7 @@ from builder.stack.stack import Stack
 from builder.tree import render
 from builder.tree.strategy import Artifacts, Context
 
-from . import report, scheduler, versioning
+from . import batch, report, scheduler, versioning
 from .analysis import Analysis, Contexts, Entry, analyse
 from .outcome import Outcome, Status
 from .store import Store
@@ -76,15 +76,27 @@ class Builder:
             self.progress.say("build-root", "prepare", self.stack.profile.suite)
             self.backend.prepare()
 
+        def extra(name: str) -> tuple[Path, ...]:
+            return self.store.built_debs(graph.closure(found.deps, name))
+
         def start(name: str) -> Outcome:
-            extra = self.store.built_debs(graph.closure(found.deps, name))
-            return self._one(found.entries[name], extra, run_started)
+            return self._one(found.entries[name], extra(name), run_started)
+
+        def start_together(names: tuple[str, ...]) -> dict[str, Outcome]:
+            if self.backend is None:
+                raise ClusterStackError(f"{', '.join(names)}: building needs a build backend")
+            return batch.build_together(
+                [found.entries[n] for n in names], self.contexts, self.store, self.progress,
+                self.backend, lambda e: self._stamp_version(e, e.tree) if e.tree else None,
+                extra, run_started, self.jobs)
 
         try:
             outcomes |= scheduler.run(
                 set(stale), found.deps, set(found.entries) - set(stale),
                 scheduler.rank(found.deps, found.entries), self.jobs, start,
-                lambda name, why: self.progress.say(name, "skipped", f"{why} failed"))
+                lambda name, why: self.progress.say(name, "skipped", f"{why} failed"),
+                together=batch.groups(stale, found.entries, found.deps, self.backend),
+                start_together=start_together)
         finally:
             # Also when the run breaks off: the report shows how far it got.
             result = [outcomes[r.name] for r in self.stack.recipes if r.name in outcomes]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +49,39 @@ class BuildResult:
     debs: list[Path] = field(default_factory=list)
 
 
+class BuildSession(ABC):
+    """Builds the requests it was opened for, one call each; see Backend.session."""
+
+    @abstractmethod
+    def build(self, request: BuildRequest) -> BuildResult:
+        """Build request.dsc into request.out_dir, as Backend.build does."""
+
+
+class OneRootEach(BuildSession):
+    """The session of a backend that cannot share a root: each build its own, as before."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def build(self, request: BuildRequest) -> BuildResult:
+        return self.backend.build(request)
+
+
 class Backend(Plugin, ABC):
+    @property
+    def shares_build_root(self) -> bool:
+        """Whether session() builds several sources in one build root (set up
+        once with what all of them need) instead of one root each."""
+        return False
+
+    @contextmanager
+    def session(self, requests: Sequence[BuildRequest], runner: Runner
+                ) -> Iterator[BuildSession]:
+        """A session for building `requests`; `runner` logs what they share.
+
+        Without shares_build_root each build still gets a root of its own."""
+        yield OneRootEach(self)
+
     @classmethod
     @abstractmethod
     def create(cls, workspace: Workspace, profile: Profile, runner: Runner,

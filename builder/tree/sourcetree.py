@@ -10,7 +10,7 @@ from typing import ClassVar, TypeVar
 from builder.base import digest
 from builder.base.errors import ClusterStackError
 from builder.buildroot import linkage, lintian
-from builder.buildroot.backend import BuildRequest
+from builder.buildroot.backend import BuildRequest, BuildResult
 from builder.sources import patches
 from builder.stack.specs import SourceSpec
 
@@ -20,12 +20,10 @@ from .strategy import Artifacts, Context, Strategy
 T = TypeVar("T", bound=SourceSpec)
 
 
-def build_tree(ctx: Context, tree: Path, dest: Path) -> Artifacts:
-    """dpkg-source -b the tree, build the .dsc with the backend, lintian the result.
+def pack(ctx: Context, tree: Path, dest: Path) -> BuildRequest:
+    """dpkg-source -b the tree: the request that builds its .dsc into `dest`.
 
     The version is the changelog's: the builder may have restamped it."""
-    if ctx.backend is None:
-        raise ClusterStackError(f"{ctx.recipe.name}: building needs a build backend")
     work = tree.parent
     control = render.read_control(tree / "debian")
     version = render.changelog_version(tree / "debian")
@@ -33,16 +31,33 @@ def build_tree(ctx: Context, tree: Path, dest: Path) -> Artifacts:
     plain = version.split(":", 1)[-1]
     dsc = work / f"{control.source}_{plain}.dsc"
     indep = all(a == "all" for a in control.architectures)
-    result = ctx.backend.build(BuildRequest(
+    return BuildRequest(
         dsc=dsc, out_dir=dest, arch_all=True, arch_any=not indep,
         extra_debs=ctx.extra_debs, add_depends=tuple(ctx.recipe.add_depends),
-        runner=ctx.runner, parallel=ctx.parallel))
-    arts = Artifacts(control.source, version, debs=result.debs)
+        runner=ctx.runner, parallel=ctx.parallel)
+
+
+def collect(tree: Path, request: BuildRequest, result: BuildResult) -> Artifacts:
+    """What a built request made, with the source package copied beside it (no lintian)."""
+    control = render.read_control(tree / "debian")
+    arts = Artifacts(control.source, render.changelog_version(tree / "debian"),
+                     debs=result.debs)
     from debian.deb822 import Dsc
+    dsc = request.dsc
     info = Dsc(dsc.read_text(encoding="utf-8"))
     for name in [dsc.name, *(f["name"] for f in info["Files"])]:
-        shutil.copyfile(work / name, dest / name)
-        arts.source_files.append(dest / name)
+        shutil.copyfile(dsc.parent / name, request.out_dir / name)
+        arts.source_files.append(request.out_dir / name)
+    return arts
+
+
+def build_tree(ctx: Context, tree: Path, dest: Path) -> Artifacts:
+    """dpkg-source -b the tree, build the .dsc with the backend, lintian the result."""
+    if ctx.backend is None:
+        raise ClusterStackError(f"{ctx.recipe.name}: building needs a build backend")
+    request = pack(ctx, tree, dest)
+    result = ctx.backend.build(request)
+    arts = collect(tree, request, result)
     arts.lintian = lintian.run(result.changes, ctx.runner)
     return arts
 
@@ -105,6 +120,15 @@ class FromSource(Strategy[T]):
 
     def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:
         arts = build_tree(ctx, tree, dest)
+        linkage.check(arts.debs, ctx.recipe.forbid_linkage, ctx.runner)
+        return arts
+
+    def request(self, ctx: Context, tree: Path, dest: Path) -> BuildRequest:
+        return pack(ctx, tree, dest)
+
+    def complete(self, ctx: Context, tree: Path, request: BuildRequest,
+                 result: BuildResult) -> Artifacts:
+        arts = collect(tree, request, result)
         linkage.check(arts.debs, ctx.recipe.forbid_linkage, ctx.runner)
         return arts
 

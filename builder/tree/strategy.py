@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from builder.base.command import Runner
     from builder.base.fetch import Fetcher
     from builder.base.workspace import Workspace
-    from builder.buildroot.backend import Backend
+    from builder.buildroot.backend import Backend, BuildRequest, BuildResult
     from builder.sources.upstream import UpstreamArchive
     from builder.stack.profile import Profile
     from builder.stack.recipe import Recipe
@@ -108,6 +108,10 @@ class Strategy(Plugin, ABC, Generic[S]):
     rebuilds_upstream: ClassVar[bool] = False
     # A build long enough for its own CI job (the others share one).
     own_ci_job: ClassVar[bool] = False
+    # Its builds are small and compile nothing: the stale ones of a run are built
+    # in one build root, set up once (when the backend can share one), through
+    # request() and complete() instead of build().
+    shares_build_root: ClassVar[bool] = False
 
     def spec(self, ctx: Context) -> S:
         """The recipe's section, as this strategy's type."""
@@ -135,6 +139,17 @@ class Strategy(Plugin, ABC, Generic[S]):
 
     def build(self, ctx: Context, tree: Path, dest: Path) -> Artifacts:
         """Build a tree render() made into artifacts in `dest`."""
+        raise ClusterStackError(f"{ctx.recipe.name}: strategy {self.name} builds nothing")
+
+    def request(self, ctx: Context, tree: Path, dest: Path) -> BuildRequest:
+        """build()'s first half: the source package of a rendered tree, as a request
+        for the backend to build into `dest`."""
+        raise ClusterStackError(f"{ctx.recipe.name}: strategy {self.name} builds nothing")
+
+    def complete(self, ctx: Context, tree: Path, request: BuildRequest,
+                 result: BuildResult) -> Artifacts:
+        """build()'s second half: the artifacts of a built request, checked
+        (lintian is the caller's: it runs once for all that were built together)."""
         raise ClusterStackError(f"{ctx.recipe.name}: strategy {self.name} builds nothing")
 
 

@@ -51,3 +51,25 @@ def test_unshare_build_is_offline(tmp_path: Path) -> None:
     assert received == ["control"], log[-2000:]
     lines = [line.strip() for line in log.splitlines()]
     assert UNREACHABLE in lines and REACHED not in lines
+
+
+def test_shared_root_build_is_offline(tmp_path: Path) -> None:
+    """The same check for the root the native packages share (backends/sharedroot)."""
+    from builder.buildroot.backends import sharedroot
+    prof = profiles.load(ROOT, "trixie")
+    runner = Runner(log_path=tmp_path / "build.log")
+    tarball = chroot.ensure_tarball(CACHE, prof, runner)
+    with probe_server() as (port, received):
+        dsc = make_source(tmp_path / "src", port)
+        out = tmp_path / "out"
+        req = BuildRequest(dsc=dsc, out_dir=out, arch_all=True, arch_any=False, runner=runner)
+        with sharedroot.open_root(tarball, None, [req], runner) as root:
+            # The root's own steps (apt) have the host's network: this gets through.
+            root.run(["bash", "-c", probe_command(port, "control")], runner,
+                     env=sharedroot.BUILD_ENV)
+            root.build(req)
+    log = (tmp_path / "build.log").read_text()
+    assert sorted(out.glob("netprobe_1.0_all.deb")), log[-2000:]
+    assert received == ["control"], log[-2000:]
+    lines = [line.strip() for line in log.splitlines()]
+    assert UNREACHABLE in lines and REACHED not in lines

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -18,11 +20,12 @@ from ..backend import (
     BackendOptions,
     BuildRequest,
     BuildResult,
+    BuildSession,
     build_env,
     collect_result,
     sbuild_options,
 )
-from . import chroot, scratch
+from . import chroot, scratch, sharedroot
 
 log = logging.getLogger("clusterstack.unshare")
 
@@ -67,6 +70,23 @@ class UnshareBackend(Backend):
         request.out_dir.mkdir(parents=True, exist_ok=True)
         run_sbuild(self.profile, tarball, self.scratch, request, request.runner or self.runner)
         return collect_result(request.out_dir, request.dsc)
+
+    @property
+    def shares_build_root(self) -> bool:
+        # Unpacking the root with its numeric owners takes root (sbuild's own
+        # unpacking does not): as another user each build keeps its sbuild root.
+        return os.geteuid() == 0
+
+    @contextmanager
+    def session(self, requests: Sequence[BuildRequest], runner: Runner
+                ) -> Iterator[BuildSession]:
+        if not self.shares_build_root:
+            with super().session(requests, runner) as each:
+                yield each
+            return
+        tarball = self.tarball or self._prepared()
+        with sharedroot.open_root(tarball, self.scratch, requests, runner) as root:
+            yield root
 
     def _prepared(self) -> Path:
         self.prepare()

@@ -23,6 +23,9 @@ class NativeStrategy(FromSource[NativeSpec]):
     name = "native"
     spec_type = NativeSpec
     expected_seconds = 30.0
+    # A few KiB of templates, nothing compiled: sbuild's root set-up is most of
+    # each build, so the stale ones of a run share one root.
+    shares_build_root = True
 
     def _seeds(self, ctx: Context) -> dict[str, seeds.Seed]:
         out = {}
