@@ -6,13 +6,15 @@
 # harness, qemu and apt-cacher-ng), the bond fail-over time, the installed system's
 # package count and size, and the result; the same
 # figures are in $CLUSTERSTACK_OUT/PROFILE/installer/installer-report.json.
-# Needs root and a published repository (make archive). Its own cache folder, so the
+# Needs root and a published repository (make archive); CLI and PYTHON may name another
+# checkout's entry points. Its own cache folder, so the
 # user's cache is neither emptied nor used:
 #   CLUSTERSTACK_OUT=/var/tmp/cs-out benchmarks/installer.sh [--profile NAME]
 #   BENCH_CACHE=/var/tmp/cs-installer-bench   (default)
 set -eu
 cd "$(dirname "$0")/.."
 CLI=${CLI:-.venv/bin/clusterstack}
+PYTHON=${PYTHON:-.venv/bin/python}
 BENCH_CACHE=${BENCH_CACHE:-/var/tmp/cs-installer-bench}
 rm -rf "$BENCH_CACHE/installer/apt-cacher-ng"
 mkdir -p "$BENCH_CACHE"
@@ -25,7 +27,7 @@ for run in cold warm; do
     echo "$run run: wall time $(( $(date +%s) - start )) s, exit status $rc"
     for report in "${CLUSTERSTACK_OUT:-out}"/*/installer/installer-report.json; do
         [ -f "$report" ] || continue
-        .venv/bin/python - "$report" "$run" <<'PY'
+        "$PYTHON" - "$report" "$run" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"  [{sys.argv[2]}] netboot image       {r['netboot']}")
