@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
-from support.fakearchive import Key, make_key
+from support.fakearchive import Key, make_key, stop_agent
 
 
 @pytest.fixture(scope="session")
-def stranger_key(tmp_path_factory: pytest.TempPathFactory) -> Key:
-    return make_key(tmp_path_factory.mktemp("gpg") / "stranger", "Other <x@example.invalid>")
+def stranger_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Key]:
+    key = make_key(tmp_path_factory.mktemp("gpg") / "stranger", "Other <x@example.invalid>")
+    yield key
+    stop_agent(key.home)

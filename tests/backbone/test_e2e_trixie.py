@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.fakearchive import make_key
+from support.fakearchive import make_key, stop_agent
 
 from builder.base.command import Runner
 from builder.buildroot import linkage
@@ -149,6 +149,7 @@ def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with os.fdopen(fd, "w") as fh:
         subprocess.run(["gpg", "--homedir", str(key.home), "--batch", "--armor",
                         "--export-secret-keys", key.fingerprint], stdout=fh, check=True)
+    stop_agent(key.home)  # the jobs import the file into homes of their own
     return path
 
 

@@ -36,6 +36,11 @@ def make_key(home: Path, uid: str) -> Key:
     return Key(home, fpr, keyring)
 
 
+def stop_agent(home: Path) -> None:
+    """Stop the gpg-agent that gpg started for `home`: it outlives the test run else."""
+    RUN.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+
+
 def make_deb(directory: Path, name: str, version: str, source: str | None = None,
              depends: str = "") -> Path:
     tree = directory / f"{name}_{version}"

@@ -13,12 +13,22 @@ from pathlib import Path
 import pytest
 
 from builder.base.serve import serve
-from support.fakearchive import PROFILE, FakeArchive, Key, StackUnderTest, make_deb, make_key
+from support.fakearchive import (
+    PROFILE,
+    FakeArchive,
+    Key,
+    StackUnderTest,
+    make_deb,
+    make_key,
+    stop_agent,
+)
 
 
 @pytest.fixture(scope="session")
-def upstream_key(tmp_path_factory: pytest.TempPathFactory) -> Key:
-    return make_key(tmp_path_factory.mktemp("gpg") / "upstream", "Upstream <up@example.invalid>")
+def upstream_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Key]:
+    key = make_key(tmp_path_factory.mktemp("gpg") / "upstream", "Upstream <up@example.invalid>")
+    yield key
+    stop_agent(key.home)
 
 
 @pytest.fixture
