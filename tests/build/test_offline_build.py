@@ -33,6 +33,16 @@ pytestmark = [
 ]
 
 
+def assert_built_offline(log_path: Path, out: Path, received: list[str]) -> None:
+    """The probe package was built; the root had the network before the build (the
+    `control` probe got through), the build step had none."""
+    log = log_path.read_text()
+    assert sorted(out.glob("netprobe_1.0_all.deb")), log[-2000:]
+    assert received == ["control"], log[-2000:]
+    lines = [line.strip() for line in log.splitlines()]
+    assert UNREACHABLE in lines and REACHED not in lines
+
+
 def test_unshare_build_is_offline(tmp_path: Path) -> None:
     prof = profiles.load(ROOT, "trixie")
     runner = Runner(log_path=tmp_path / "build.log")
@@ -45,12 +55,7 @@ def test_unshare_build_is_offline(tmp_path: Path) -> None:
         argv = sbuild_command(prof, tarball, req)
         control = f"--starting-build-commands={probe_command(port, 'control')}"
         runner.run([*argv[:-1], control, argv[-1]], cwd=out, env=build_env(req))
-    log = (tmp_path / "build.log").read_text()
-    assert sorted(out.glob("netprobe_1.0_all.deb")), log[-2000:]
-    # The root had the network before the build, the build step had none.
-    assert received == ["control"], log[-2000:]
-    lines = [line.strip() for line in log.splitlines()]
-    assert UNREACHABLE in lines and REACHED not in lines
+    assert_built_offline(tmp_path / "build.log", out, received)
 
 
 def test_shared_root_build_is_offline(tmp_path: Path) -> None:
@@ -68,8 +73,4 @@ def test_shared_root_build_is_offline(tmp_path: Path) -> None:
             root.run(["bash", "-c", probe_command(port, "control")], runner,
                      env=sharedroot.BUILD_ENV)
             root.build(req)
-    log = (tmp_path / "build.log").read_text()
-    assert sorted(out.glob("netprobe_1.0_all.deb")), log[-2000:]
-    assert received == ["control"], log[-2000:]
-    lines = [line.strip() for line in log.splitlines()]
-    assert UNREACHABLE in lines and REACHED not in lines
+    assert_built_offline(tmp_path / "build.log", out, received)
